@@ -1,0 +1,109 @@
+"""The domain's nouns, shared by the Heroku client, inspector, budget and renderers.
+
+Plain frozen dataclasses: no I/O, no behaviour beyond small derived properties.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Database:
+    """A heroku-postgresql add-on attached to an app."""
+
+    addon_id: str
+    addon_name: str
+    plan: str  # e.g. "heroku-postgresql:essential-0"
+    attachment_name: str  # e.g. "DATABASE"
+    config_var: str  # e.g. "DATABASE_URL"
+
+    @property
+    def plan_short(self) -> str:
+        return self.plan.split(":", 1)[-1]
+
+
+@dataclass(frozen=True)
+class PgInfo:
+    """What `heroku pg:info` shows, as returned by GET /client/v11/databases/{id}."""
+
+    fields: tuple[tuple[str, str], ...]  # ordered (name, values joined by ", ")
+    connections_used: int | None
+    connections_limit: int | None
+    plan: str | None
+
+    def get(self, name: str) -> str | None:
+        for key, value in self.fields:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class ProcessType:
+    """One line of the app's formation (GET /apps/{app}/formation)."""
+
+    type: str  # "web", "worker", ...
+    quantity: int
+    command: str
+    size: str = "standard-1x"
+
+
+@dataclass(frozen=True)
+class Dyno:
+    name: str  # "web.1"
+    type: str
+    state: str  # "up", "starting", "crashed", "down", "idle"
+
+
+@dataclass(frozen=True)
+class HolderGroup:
+    """Backends of one (application_name, user, client address) group."""
+
+    application_name: str
+    usename: str
+    client_addr: str
+    total: int
+    active: int
+    idle: int
+    idle_in_transaction: int
+    other: int
+    oldest_idle_s: float | None  # seconds in state 'idle', the oldest of the group
+    longest_idle_in_tx_s: float | None
+
+
+@dataclass(frozen=True)
+class Holders:
+    """Who holds the connections, read from pg_stat_activity over the app's own role."""
+
+    role: str
+    role_limit: int | None  # rolconnlimit; None when -1 (unlimited)
+    max_connections: int
+    role_connections: int  # backends of the role, including pgconn's own
+    server_connections: int  # all client backends on the server (what pg:info counts)
+    groups: tuple[HolderGroup, ...]  # sorted by total, largest first
+    state_counts: dict[str, int] = field(default_factory=dict)
+    oldest_idle_s: float | None = None
+    longest_idle_in_tx_s: float | None = None
+
+
+@dataclass(frozen=True)
+class HoldersUnavailable:
+    """Why holders could not be read (shown instead of the table)."""
+
+    reason: str
+    role_full: bool
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """Everything the Platform API says about one app, fetched together."""
+
+    app: str
+    database: Database
+    config_vars: dict[str, str]
+    formation: tuple[ProcessType, ...]
+
+    @property
+    def database_url(self) -> str | None:
+        return self.config_vars.get(self.database.config_var)

@@ -1,0 +1,74 @@
+"""Small text helpers shared by every renderer. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+# Slack caps a section/context text at 3000 characters and a message at 50 blocks.
+MAX_TEXT = 3000
+MAX_BLOCKS = 50
+
+_SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def escape(text: object) -> str:
+    """Make outside text inert in mrkdwn: no pings, no links, no formatting.
+
+    Slack only needs &, < and > escaped to stop `<!channel>` and `<url|label>`;
+    the formatting characters get a zero-width joiner so `*bold*` stays literal.
+    """
+    s = str(text)
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for ch in "*_~`":
+        s = s.replace(ch, ch + "\u200b")
+    # Control characters would break the layout (and are never meaningful here).
+    return "".join(c if c >= " " or c == "\n" else " " for c in s)
+
+
+def code(text: object, limit: int = 60) -> str:
+    """Outside text shown inline as code; backticks cannot escape it."""
+    s = truncate(str(text).replace("`", "'"), limit)
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = "".join(c if c >= " " else " " for c in s)
+    return f"`{s}`" if s else "`(empty)`"
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def bar(used: int, limit: int, width: int = 20) -> str:
+    if limit <= 0:
+        return ""
+    filled = min(width, round(width * used / limit))
+    return "█" * filled + "░" * (width - filled)
+
+
+def sparkline(values: Sequence[float], lo: float | None = None, hi: float | None = None) -> str:
+    """A text trend, e.g. ▁▂▃▅▇█. `hi` pins the top (the plan's limit) when given."""
+    if not values:
+        return ""
+    low = min(values) if lo is None else lo
+    high = max(values) if hi is None else max(hi, max(values))
+    span = high - low
+    if span <= 0:
+        return _SPARKS[0] * len(values)
+    top = len(_SPARKS) - 1
+    return "".join(_SPARKS[max(0, min(top, round((v - low) / span * top)))] for v in values)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (many or word + 's')}"

@@ -1,0 +1,1 @@
+"""The local sandbox: real Postgres, Redis (and PgBouncer), emulated Slack and Heroku."""

