@@ -116,9 +116,8 @@ class Settings:
         if channel is not None and not _CHANNEL_ID.match(channel):
             raise ConfigError(f"PGCONN_ALERT_CHANNEL must be a channel id (C…), got {channel[:40]!r}")
         public_url = opt("PGCONN_PUBLIC_URL")
-        if public_url is not None and not public_url.startswith("https://"):
-            if not public_url.startswith("http://"):
-                raise ConfigError("PGCONN_PUBLIC_URL must be an http(s) URL")
+        if public_url is not None and not public_url.startswith(("https://", "http://")):
+            raise ConfigError("PGCONN_PUBLIC_URL must be an http(s) URL")
 
         port_raw = opt("PORT") or "3000"
         if not port_raw.isdigit() or not 0 < int(port_raw) < 65536:

@@ -31,9 +31,7 @@ class RunningServer:
 
 def serve_in_thread(app: Any, port: int | None = None, host: str = "127.0.0.1") -> RunningServer:
     port = port or free_port()
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
-    )
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"asgi:{port}", daemon=True)
     thread.start()

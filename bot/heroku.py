@@ -1,0 +1,345 @@
+"""Async client for the Heroku Platform API and the Heroku Postgres (data) API.
+
+One boundary: every httpx failure and HTTP error becomes a `bot.errors.Heroku*`
+exception with a sentence a person understands. The API key only travels in the
+Authorization header and never appears in a message or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from bot.errors import (
+    HerokuAuthError,
+    HerokuError,
+    HerokuForbidden,
+    HerokuNotFound,
+    HerokuRateLimited,
+    HerokuRejected,
+    HerokuUnavailable,
+    NoDatabase,
+)
+from bot.models import Database, Dyno, PgInfo, ProcessType
+
+log = logging.getLogger(__name__)
+
+PLATFORM_ACCEPT = "application/vnd.heroku+json; version=3"
+# What the Heroku CLI v11 sends to get each attachment's add-on with plan and config vars.
+SDK_ACCEPT = "application/vnd.heroku+json; version=3.sdk"
+POSTGRES_SERVICE = "heroku-postgresql"
+# Longest Retry-After we sleep through inside one request; longer ones surface to the person.
+MAX_RETRY_AFTER_S = 5.0
+
+Sleep = Callable[[float], Awaitable[None]]
+JSON = Any
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+class HerokuClient:
+    """Thin typed wrapper; one instance per process, built by `bot.services`."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        api_key: str,
+        platform_url: str,
+        data_url: str,
+        retries: int = 3,
+        backoff_s: float = 0.2,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._http = http
+        self._key = api_key
+        self._platform = platform_url.rstrip("/")
+        self._data = data_url.rstrip("/")
+        self._retries = retries
+        self._backoff = backoff_s
+        self._sleep = sleep
+
+    # -- transport -----------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        json: JSON = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> JSON:
+        # Only requests that cannot have taken effect (GET/PUT are idempotent; 429 and
+        # connection errors mean "not processed") are retried: a restart or a reset must
+        # never run twice because an answer was slow.
+        idempotent = method in ("GET", "PUT")
+        hdrs = {"Accept": PLATFORM_ACCEPT, "Authorization": f"Bearer {self._key}"}
+        if headers:
+            hdrs.update(headers)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._http.request(method, url, json=json, headers=hdrs)
+            except httpx.TimeoutException:
+                if idempotent and attempt <= self._retries:
+                    log.warning("heroku %s: timed out, retrying (attempt %d)", what, attempt)
+                    await self._sleep(self._delay(attempt))
+                    continue
+                raise HerokuUnavailable(
+                    f"Heroku did not answer in time while {what}"
+                    + ("" if idempotent else " — it may or may not have been done; check before retrying")
+                ) from None
+            except httpx.TransportError as exc:
+                if attempt <= self._retries and isinstance(exc, httpx.ConnectError):
+                    await self._sleep(self._delay(attempt))
+                    continue
+                raise HerokuUnavailable(
+                    f"Could not reach Heroku while {what} ({type(exc).__name__})"
+                ) from None
+
+            status = response.status_code
+            if status < 400:
+                if status == 204 or not response.content:
+                    return None
+                try:
+                    return response.json()
+                except ValueError:
+                    raise HerokuUnavailable(f"Heroku sent a malformed response while {what}") from None
+            message = _error_message(response)
+            if status == 429:
+                retry_after = _retry_after(response)
+                if attempt <= self._retries and retry_after <= MAX_RETRY_AFTER_S:
+                    log.warning("heroku %s: rate limited, retrying after %.1fs", what, retry_after)
+                    await self._sleep(retry_after)
+                    continue
+                raise HerokuRateLimited(
+                    f"Heroku is rate-limiting this API key; try again in {max(1, round(retry_after))}s",
+                    retry_after,
+                )
+            if status >= 500:
+                if idempotent and attempt <= self._retries:
+                    log.warning("heroku %s: HTTP %d, retrying (attempt %d)", what, status, attempt)
+                    await self._sleep(self._delay(attempt))
+                    continue
+                raise HerokuUnavailable(
+                    f"Heroku failed (HTTP {status}) while {what}"
+                    + ("" if idempotent else " — it may or may not have been done; check before retrying")
+                )
+            if status == 401:
+                raise HerokuAuthError("Heroku rejected the API key (HTTP 401): check HEROKU_API_KEY")
+            if status == 403:
+                raise HerokuForbidden(f"Heroku refused access while {what} (HTTP 403): {message}")
+            if status == 404:
+                raise HerokuNotFound(f"Heroku says not found while {what}: {message}")
+            raise HerokuRejected(f"Heroku refused while {what} (HTTP {status}): {message}")
+
+    def _delay(self, attempt: int) -> float:
+        return float(self._backoff * (2 ** (attempt - 1)) * (0.75 + random.random() / 2))
+
+    async def _get(self, path: str, what: str, **kw: Any) -> JSON:
+        return await self._request("GET", self._platform + path, what=what, **kw)
+
+    # -- Platform API --------------------------------------------------------------
+
+    async def databases(self, app: str) -> list[Database]:
+        """The app's heroku-postgresql attachments, DATABASE first (as the CLI resolves it)."""
+        rows = await self._get(
+            f"/apps/{_seg(app)}/addon-attachments",
+            f"listing {app}'s add-ons",
+            headers={"Accept": SDK_ACCEPT, "Accept-Inclusion": "addon:plan,config_vars"},
+        )
+        found: list[Database] = []
+        for row in _list(rows, "add-on attachments"):
+            addon = row.get("addon") or {}
+            plan = (addon.get("plan") or {}).get("name") or ""
+            service = (addon.get("addon_service") or {}).get("name") or plan.split(":", 1)[0]
+            if service != POSTGRES_SERVICE:
+                continue
+            name = str(row.get("name") or "DATABASE")
+            found.append(
+                Database(
+                    addon_id=str(addon.get("id") or ""),
+                    addon_name=str(addon.get("name") or ""),
+                    plan=plan,
+                    attachment_name=name,
+                    config_var=f"{name}_URL",
+                )
+            )
+        found.sort(key=lambda d: (d.attachment_name != "DATABASE", d.attachment_name))
+        return found
+
+    async def database(self, app: str) -> Database:
+        dbs = await self.databases(app)
+        if not dbs:
+            raise NoDatabase(f"{app} has no Heroku Postgres database attached")
+        return dbs[0]
+
+    async def config_vars(self, app: str) -> dict[str, str]:
+        data = await self._get(f"/apps/{_seg(app)}/config-vars", f"reading {app}'s config vars")
+        if not isinstance(data, dict):
+            raise HerokuUnavailable("Heroku sent malformed config vars")
+        return {str(k): str(v) for k, v in data.items() if v is not None}
+
+    async def update_config_vars(self, app: str, changes: Mapping[str, str | None]) -> dict[str, str]:
+        data = await self._request(
+            "PATCH",
+            f"{self._platform}/apps/{_seg(app)}/config-vars",
+            what=f"setting {app}'s config vars",
+            json=dict(changes),
+        )
+        return {str(k): str(v) for k, v in (data or {}).items() if v is not None}
+
+    async def formation(self, app: str) -> tuple[ProcessType, ...]:
+        rows = await self._get(f"/apps/{_seg(app)}/formation", f"reading {app}'s formation")
+        return tuple(
+            ProcessType(
+                type=str(r.get("type", "")),
+                quantity=int(r.get("quantity") or 0),
+                command=str(r.get("command") or ""),
+                size=str(r.get("size") or ""),
+            )
+            for r in _list(rows, "formation")
+        )
+
+    async def dynos(self, app: str) -> list[Dyno]:
+        rows = await self._get(f"/apps/{_seg(app)}/dynos", f"listing {app}'s dynos")
+        return [
+            Dyno(name=str(r.get("name", "")), type=str(r.get("type", "")), state=str(r.get("state", "")))
+            for r in _list(rows, "dynos")
+        ]
+
+    async def restart(self, app: str, process_type: str | None = None) -> None:
+        path = f"/apps/{_seg(app)}/dynos" + (f"/{_seg(process_type)}" if process_type else "")
+        what = f"restarting {app}'s {process_type + ' ' if process_type else ''}dynos"
+        await self._request("DELETE", self._platform + path, what=what)
+
+    async def buildpacks(self, app: str) -> list[str]:
+        rows = await self._get(f"/apps/{_seg(app)}/buildpack-installations", f"reading {app}'s buildpacks")
+        ordered = sorted(_list(rows, "buildpacks"), key=lambda r: int(r.get("ordinal") or 0))
+        return [
+            str((r.get("buildpack") or {}).get("name") or (r.get("buildpack") or {}).get("url"))
+            for r in ordered
+        ]
+
+    async def set_buildpacks(self, app: str, buildpacks: list[str]) -> list[str]:
+        rows = await self._request(
+            "PUT",
+            f"{self._platform}/apps/{_seg(app)}/buildpack-installations",
+            what=f"updating {app}'s buildpacks",
+            json={"updates": [{"buildpack": b} for b in buildpacks]},
+        )
+        ordered = sorted(_list(rows, "buildpacks"), key=lambda r: int(r.get("ordinal") or 0))
+        return [
+            str((r.get("buildpack") or {}).get("name") or (r.get("buildpack") or {}).get("url"))
+            for r in ordered
+        ]
+
+    async def log_drains(self, app: str) -> list[dict[str, Any]]:
+        return _list(
+            await self._get(f"/apps/{_seg(app)}/log-drains", f"listing {app}'s log drains"), "drains"
+        )
+
+    async def add_log_drain(self, app: str, url: str) -> dict[str, Any]:
+        data = await self._request(
+            "POST",
+            f"{self._platform}/apps/{_seg(app)}/log-drains",
+            what=f"adding a log drain to {app}",
+            json={"url": url},
+        )
+        return data if isinstance(data, dict) else {}
+
+    async def remove_log_drain(self, app: str, drain_id: str) -> None:
+        await self._request(
+            "DELETE",
+            f"{self._platform}/apps/{_seg(app)}/log-drains/{_seg(drain_id)}",
+            what=f"removing {app}'s log drain",
+        )
+
+    # -- Heroku Postgres API -------------------------------------------------------
+
+    async def pg_info(self, database: Database) -> PgInfo:
+        data = await self._request(
+            "GET",
+            f"{self._data}/client/v11/databases/{_seg(database.addon_id)}",
+            what=f"reading pg:info for {database.addon_name}",
+        )
+        return parse_pg_info(data, database)
+
+    async def connection_reset(self, database: Database) -> None:
+        await self._request(
+            "POST",
+            f"{self._data}/client/v11/databases/{_seg(database.addon_id)}/connection_reset",
+            what=f"resetting {database.addon_name}'s connections",
+        )
+
+    async def enable_connection_pooling(self, database: Database, app: str) -> dict[str, Any]:
+        data = await self._request(
+            "POST",
+            f"{self._data}/client/v11/databases/{_seg(database.addon_name)}/connection-pooling",
+            what=f"enabling connection pooling on {database.addon_name}",
+            json={"name": None, "credential": "default", "app": app},
+        )
+        return data if isinstance(data, dict) else {}
+
+
+def parse_pg_info(data: JSON, database: Database) -> PgInfo:
+    """The `info` list of pg:info → ordered fields plus the parsed connection numbers."""
+    if not isinstance(data, dict) or not isinstance(data.get("info"), list):
+        raise HerokuUnavailable("Heroku sent a malformed pg:info response")
+    fields: list[tuple[str, str]] = []
+    for item in data["info"]:
+        if not isinstance(item, dict):
+            continue
+        values = item.get("values") or []
+        fields.append((str(item.get("name", "")), ", ".join(str(v) for v in values)))
+    used = limit = None
+    for name, value in fields:
+        if name == "Connections":
+            used, limit = _parse_connections(value)
+    return PgInfo(fields=tuple(fields), connections_used=used, connections_limit=limit, plan=database.plan)
+
+
+def _parse_connections(value: str) -> tuple[int | None, int | None]:
+    # "18/20", "18/20 (90%)", or "18" on plans that do not report a limit.
+    head = value.split()[0] if value.split() else ""
+    used_s, _, limit_s = head.partition("/")
+    used = int(used_s) if used_s.isdigit() else None
+    limit = int(limit_s) if limit_s.isdigit() else None
+    return used, limit
+
+
+def _list(data: JSON, what: str) -> list[dict[str, Any]]:
+    if not isinstance(data, list):
+        raise HerokuUnavailable(f"Heroku sent malformed {what}")
+    return [r for r in data if isinstance(r, dict)]
+
+
+def _retry_after(response: httpx.Response) -> float:
+    raw = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return 1.0
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase or "no details"
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])[:300]
+    return response.reason_phrase or "no details"
+
+
+__all__ = ["HerokuClient", "HerokuError", "parse_pg_info"]

@@ -1,0 +1,246 @@
+"""Postgres inspection and termination over the app's own credentials (psycopg 3).
+
+Every query runs with a short statement timeout. Connection strings are never
+logged or put in an error message: psycopg errors are mapped at `_connect` to
+`DatabaseFull` / `DatabaseUnreachable` carrying only the server's own sentence.
+
+pgconn keeps one *reserved* connection per watched database (application_name
+`pgconn-reserved`): opened while the role has room, it lets pgconn read holders
+and terminate backends when the role is at its limit. It costs the app one of its
+slots, which the connection budget counts in its headroom line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from bot.errors import DatabaseError, DatabaseFull, DatabaseUnreachable
+from bot.models import HolderGroup, Holders
+
+log = logging.getLogger(__name__)
+
+RESERVED_APPLICATION_NAME = "pgconn-reserved"
+ADHOC_APPLICATION_NAME = "pgconn"
+OWN_APPLICATION_NAMES = (RESERVED_APPLICATION_NAME, ADHOC_APPLICATION_NAME)
+
+_HOLDERS_SQL = """
+SELECT coalesce(application_name, ''), coalesce(usename, ''),
+       coalesce(host(client_addr), 'local'),
+       count(*),
+       count(*) FILTER (WHERE state = 'active'),
+       count(*) FILTER (WHERE state = 'idle'),
+       count(*) FILTER (WHERE state LIKE 'idle in transaction%%'),
+       max(extract(epoch FROM now() - state_change)) FILTER (WHERE state = 'idle'),
+       max(extract(epoch FROM now() - xact_start)) FILTER (WHERE state LIKE 'idle in transaction%%'),
+       count(*) FILTER (WHERE usename = current_user)
+FROM pg_stat_activity
+WHERE backend_type = 'client backend'
+GROUP BY 1, 2, 3
+ORDER BY 4 DESC, 1
+"""
+
+_LIMITS_SQL = """
+SELECT current_user,
+       (SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user),
+       current_setting('max_connections')::int
+"""
+
+# Backends of this role other than pgconn's own; idle ones only when asked.
+_TERMINATE_SQL = """
+SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)), (SELECT count(*) FROM pg_stat_activity
+    WHERE usename = current_user AND backend_type = 'client backend')
+FROM pg_stat_activity
+WHERE usename = current_user
+  AND backend_type = 'client backend'
+  AND pid <> pg_backend_pid()
+  AND coalesce(application_name, '') NOT IN ('pgconn-reserved', 'pgconn')
+  AND (%(idle_only)s IS FALSE
+       OR (state IN ('idle', 'idle in transaction', 'idle in transaction (aborted)')
+           AND now() - state_change >= make_interval(secs => %(older_than)s)))
+"""
+
+
+@dataclass(frozen=True)
+class Termination:
+    terminated: int
+    role_backends_before: int  # including pgconn's own
+
+
+def _safe_reason(exc: BaseException) -> str:
+    """The server's sentence without anything that could carry a secret."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    text = primary or str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"postgres(ql)?://\S+", "<database url>", text)
+    text = re.sub(r"password=\S+", "password=<hidden>", text)
+    text = re.sub(r"^(connection failed: )?connection to server at [^:]+ failed: ", "", text)
+    return re.sub(r"^FATAL:\s+", "", text).strip()
+
+
+def _is_full(exc: BaseException) -> bool:
+    if isinstance(exc, pg_errors.TooManyConnections):
+        return True
+    text = str(exc)
+    return (
+        "too many connections" in text
+        or "remaining connection slots are reserved" in text
+        or ("too many clients" in text)
+    )
+
+
+class PostgresInspector:
+    """Reads holders and terminates backends; owns the reserved connections."""
+
+    def __init__(self, *, statement_timeout_ms: int = 3000, connect_timeout_s: int = 3) -> None:
+        self._statement_timeout_ms = statement_timeout_ms
+        self._connect_timeout_s = connect_timeout_s
+        self._reserved: dict[str, psycopg.AsyncConnection[Any]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def _connect(self, dsn: str, application_name: str) -> psycopg.AsyncConnection[Any]:
+        try:
+            return await psycopg.AsyncConnection.connect(
+                dsn,
+                autocommit=True,
+                application_name=application_name,
+                connect_timeout=self._connect_timeout_s,
+                options=f"-c statement_timeout={self._statement_timeout_ms}",
+            )
+        except psycopg.Error as exc:
+            reason = _safe_reason(exc)
+            if _is_full(exc):
+                raise DatabaseFull(f"the role has no free connection slot ({reason})") from None
+            raise DatabaseUnreachable(f"could not connect to the database ({reason})") from None
+        except OSError as exc:
+            raise DatabaseUnreachable(f"could not connect to the database ({type(exc).__name__})") from None
+
+    def _lock(self, dsn: str) -> asyncio.Lock:
+        return self._locks.setdefault(dsn, asyncio.Lock())
+
+    async def ensure_reserved(self, dsn: str) -> bool:
+        """Open (or re-open) the reserved connection; False when the role is full now."""
+        async with self._lock(dsn):
+            conn = self._reserved.get(dsn)
+            if conn is not None and not conn.closed:
+                try:
+                    await conn.execute("SELECT 1")
+                    return True
+                except psycopg.Error:
+                    log.info("reserved connection was lost; re-opening")
+                    await _close_quietly(conn)
+            self._reserved.pop(dsn, None)
+            try:
+                self._reserved[dsn] = await self._connect(dsn, RESERVED_APPLICATION_NAME)
+            except DatabaseFull:
+                return False
+            return True
+
+    def has_reserved(self, dsn: str) -> bool:
+        conn = self._reserved.get(dsn)
+        return conn is not None and not conn.closed
+
+    async def _run(self, dsn: str, query: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run on the reserved connection when there is one, else on a short-lived one."""
+        async with self._lock(dsn):
+            conn = self._reserved.get(dsn)
+            if conn is not None and not conn.closed:
+                try:
+                    cur = await conn.execute(query, params)
+                    return await cur.fetchall()
+                except (psycopg.OperationalError, psycopg.InterfaceError):
+                    # Terminated or the server restarted: drop it and try a fresh one.
+                    log.info("reserved connection failed; falling back to a new connection")
+                    await _close_quietly(conn)
+                    self._reserved.pop(dsn, None)
+                except psycopg.Error as exc:
+                    raise DatabaseError(f"query failed ({_safe_reason(exc)})") from None
+        conn = await self._connect(dsn, ADHOC_APPLICATION_NAME)
+        try:
+            cur = await conn.execute(query, params)
+            return await cur.fetchall()
+        except psycopg.Error as exc:
+            raise DatabaseError(f"query failed ({_safe_reason(exc)})") from None
+        finally:
+            await _close_quietly(conn)
+
+    async def holders(self, dsn: str) -> Holders:
+        rows = await self._run(dsn, _LIMITS_SQL + ";")
+        role, conn_limit, max_conn = rows[0]
+        rows = await self._run(dsn, _HOLDERS_SQL)
+        return build_holders(role, conn_limit, max_conn, rows)
+
+    async def terminate(self, dsn: str, *, idle_older_than_s: int | None = None) -> Termination:
+        rows = await self._run(
+            dsn,
+            _TERMINATE_SQL,
+            {"idle_only": idle_older_than_s is not None, "older_than": idle_older_than_s or 0},
+        )
+        terminated, before = rows[0]
+        return Termination(terminated=int(terminated or 0), role_backends_before=int(before or 0))
+
+    async def close(self) -> None:
+        for conn in self._reserved.values():
+            await _close_quietly(conn)
+        self._reserved.clear()
+
+
+def build_holders(
+    role: str, conn_limit: int | None, max_connections: int, rows: list[tuple[Any, ...]]
+) -> Holders:
+    """Aggregate rows of _HOLDERS_SQL into Holders. Pure."""
+    groups: list[HolderGroup] = []
+    states = {"active": 0, "idle": 0, "idle in transaction": 0, "other": 0}
+    oldest_idle: float | None = None
+    longest_tx: float | None = None
+    role_total = server_total = 0
+    for app_name, user, addr, total, active, idle, iit, idle_age, tx_age, mine in rows:
+        other = int(total) - int(active) - int(idle) - int(iit)
+        groups.append(
+            HolderGroup(
+                application_name=str(app_name),
+                usename=str(user),
+                client_addr=str(addr),
+                total=int(total),
+                active=int(active),
+                idle=int(idle),
+                idle_in_transaction=int(iit),
+                other=other,
+                oldest_idle_s=float(idle_age) if idle_age is not None else None,
+                longest_idle_in_tx_s=float(tx_age) if tx_age is not None else None,
+            )
+        )
+        states["active"] += int(active)
+        states["idle"] += int(idle)
+        states["idle in transaction"] += int(iit)
+        states["other"] += other
+        server_total += int(total)
+        role_total += int(mine)
+        if idle_age is not None:
+            oldest_idle = max(oldest_idle or 0.0, float(idle_age))
+        if tx_age is not None:
+            longest_tx = max(longest_tx or 0.0, float(tx_age))
+    return Holders(
+        role=str(role),
+        role_limit=None if conn_limit is None or int(conn_limit) < 0 else int(conn_limit),
+        max_connections=int(max_connections),
+        role_connections=role_total,
+        server_connections=server_total,
+        groups=tuple(groups),
+        state_counts=states,
+        oldest_idle_s=oldest_idle,
+        longest_idle_in_tx_s=longest_tx,
+    )
+
+
+async def _close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
+    # Closing a dead connection may fail in many ways; none of them matter.
+    with contextlib.suppress(Exception):
+        await conn.close()

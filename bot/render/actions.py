@@ -1,0 +1,105 @@
+"""The remediation buttons (public action ids) with their confirm dialogs. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.render.text import plural, truncate
+
+KILL_IDLE = "pgconn.kill_idle"
+KILLALL = "pgconn.killall"
+RESTART = "pgconn.restart"
+ADD_PGBOUNCER = "pgconn.add_pgbouncer"
+ACTION_IDS = (KILL_IDLE, KILLALL, RESTART, ADD_PGBOUNCER)
+ACTIONS_BLOCK_ID = "pgconn.actions"
+
+
+def _plain(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": truncate(text, limit), "emoji": False}
+
+
+def _button(
+    action_id: str, label: str, value: str, title: str, text: str, confirm: str, danger: bool
+) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "text": _plain(label, 75),
+        "value": value,
+        "confirm": {
+            "title": _plain(title, 100),
+            "text": {"type": "plain_text", "text": truncate(text, 300)},
+            "confirm": _plain(confirm, 30),
+            "deny": _plain("Cancel", 30),
+        },
+    }
+    if danger:
+        button["style"] = "danger"
+        button["confirm"]["style"] = "danger"
+    return button
+
+
+def remediation_actions(
+    app: str,
+    *,
+    role_connections: int | None,
+    idle_connections: int | None,
+    idle_after_s: int,
+    dynos: int | None,
+    pgbouncer_pool: int | None,
+) -> dict[str, Any]:
+    """One actions block; each confirm says exactly what will happen to which app."""
+    role = f"{app}'s database role"
+    idle_what = (
+        plural(idle_connections, "idle connection") if idle_connections is not None else "idle connections"
+    )
+    all_what = plural(role_connections, "connection") if role_connections is not None else "all connections"
+    dyno_what = plural(dynos, "dyno") if dynos is not None else "all dynos"
+    pool = f" with a pool of {pgbouncer_pool} server connections per dyno" if pgbouncer_pool else ""
+    return {
+        "type": "actions",
+        "block_id": ACTIONS_BLOCK_ID,
+        "elements": [
+            _button(
+                KILL_IDLE,
+                "Kill idle",
+                app,
+                "Kill idle connections?",
+                f"Terminate {idle_what} of {role} (idle or idle in transaction for over "
+                f"{idle_after_s}s). Active queries are left alone.",
+                "Kill idle",
+                danger=False,
+            ),
+            _button(
+                KILLALL,
+                "Kill all",
+                app,
+                "Kill all connections?",
+                f"Terminate {all_what} of {role}, active queries included (like heroku pg:killall). "
+                "Open transactions are rolled back.",
+                "Kill all",
+                danger=True,
+            ),
+            _button(
+                RESTART,
+                "Restart dynos",
+                app,
+                "Restart dynos?",
+                f"Restart {dyno_what} of {app} (like heroku ps:restart). Their connections close "
+                "and reopen as the dynos boot.",
+                "Restart",
+                danger=True,
+            ),
+            _button(
+                ADD_PGBOUNCER,
+                "Add PgBouncer",
+                app,
+                "Add PgBouncer?",
+                f"Put the heroku/pgbouncer buildpack first on {app} and set PGBOUNCER_* config "
+                f"vars{pool}. Takes effect on the next deploy, after the Procfile change pgconn "
+                "will show you.",
+                "Add PgBouncer",
+                danger=False,
+            ),
+        ],
+    }

@@ -1,0 +1,112 @@
+"""Gather everything the report shows, with as few sequential Heroku round trips as possible.
+
+Longest dependent chain: add-on attachments → pg:info (config vars and formation are
+fetched alongside the attachments; holders alongside pg:info). Each part that fails is
+reported as a sentence instead of sinking the whole report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from bot.budget import Budget, connection_budget, plan_connection_limit
+from bot.errors import DatabaseError, DatabaseFull, HerokuError, PgconnError
+from bot.heroku import HerokuClient
+from bot.models import AppContext, Database, Holders, HoldersUnavailable, PgInfo, ProcessType
+from bot.postgres import PostgresInspector
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Report:
+    app: str
+    database: Database
+    pg_info: PgInfo | None
+    holders: Holders | HoldersUnavailable
+    budget: Budget | None
+    formation: tuple[ProcessType, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def connections_used(self) -> int | None:
+        if self.pg_info and self.pg_info.connections_used is not None:
+            return self.pg_info.connections_used
+        if isinstance(self.holders, Holders):
+            return self.holders.role_connections
+        return None
+
+    @property
+    def connections_limit(self) -> int | None:
+        if self.pg_info and self.pg_info.connections_limit is not None:
+            return self.pg_info.connections_limit
+        if isinstance(self.holders, Holders) and self.holders.role_limit is not None:
+            return self.holders.role_limit
+        return plan_connection_limit(self.database.plan)
+
+
+async def load_app_context(heroku: HerokuClient, app: str) -> AppContext:
+    """App → database, config vars, formation: the one resolution every feature shares."""
+    database, config_vars, formation = await asyncio.gather(
+        heroku.database(app), heroku.config_vars(app), heroku.formation(app)
+    )
+    return AppContext(app=app, database=database, config_vars=config_vars, formation=formation)
+
+
+async def build_report(
+    heroku: HerokuClient,
+    inspector: PostgresInspector,
+    app: str,
+    *,
+    headroom: int = 3,
+) -> Report:
+    """Raises only when the app itself cannot be resolved (unknown app, bad key, no DB)."""
+    context = await load_app_context(heroku, app)
+    notes: list[str] = []
+
+    async def info() -> PgInfo | None:
+        try:
+            return await heroku.pg_info(context.database)
+        except HerokuError as exc:
+            notes.append(f"pg:info unavailable: {exc.message}")
+            return None
+
+    async def holders() -> Holders | HoldersUnavailable:
+        dsn = context.database_url
+        if not dsn:
+            return HoldersUnavailable(
+                f"{context.database.config_var} is not set in the app's config vars", role_full=False
+            )
+        try:
+            return await inspector.holders(dsn)
+        except DatabaseFull as exc:
+            return HoldersUnavailable(
+                f"pgconn could not open a connection: {exc.message}. Every slot of the app's role "
+                "is taken, which is the problem itself",
+                role_full=True,
+            )
+        except DatabaseError as exc:
+            return HoldersUnavailable(exc.message, role_full=False)
+
+    pg_info, held = await asyncio.gather(info(), holders())
+    limit = (pg_info.connections_limit if pg_info else None) or plan_connection_limit(context.database.plan)
+    budget = None
+    if limit is not None:
+        budget = connection_budget(context.formation, context.config_vars, limit, headroom=headroom)
+    else:
+        notes.append("The plan's connection limit is unknown, so the budget cannot be checked")
+    return Report(
+        app=app,
+        database=context.database,
+        pg_info=pg_info,
+        holders=held,
+        budget=budget,
+        formation=context.formation,
+        notes=tuple(notes),
+    )
+
+
+def describe_error(exc: PgconnError) -> str:
+    return exc.message

@@ -1,0 +1,51 @@
+"""The ASGI application: Bolt at /slack/events plus pgconn's own HTTP routes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bot.services import Services
+from handlers import http_routes, register
+
+log = logging.getLogger(__name__)
+
+
+def create_bolt_app(services: Services) -> AsyncApp:
+    settings = services.settings
+    app = AsyncApp(
+        client=services.slack,
+        signing_secret=settings.slack_signing_secret or None,
+        # Listeners ack first and keep working after the response (Slack's 3 s limit).
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+        logger=logging.getLogger("slack_bolt"),
+    )
+    register(app, services)
+    return app
+
+
+def create_asgi(services: Services) -> Starlette:
+    bolt = create_bolt_app(services)
+    handler = AsyncSlackRequestHandler(bolt)
+
+    async def slack_events(request: Request) -> Response:
+        return await handler.handle(request)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await services.aclose()
+
+    routes = [Route("/slack/events", slack_events, methods=["POST"]), *http_routes(services)]
+    asgi = Starlette(routes=routes, lifespan=lifespan)
+    asgi.state.bolt = bolt
+    return asgi

@@ -1,0 +1,96 @@
+"""The one object holding every dependency, built once at start-up and passed in.
+
+Tests build the same object pointed at the emulators and real local servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Settings
+from bot.heroku import HerokuClient
+from bot.postgres import PostgresInspector
+from bot.state import Redis, connect_redis
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    http: httpx.AsyncClient
+    heroku: HerokuClient
+    inspector: PostgresInspector
+    slack: AsyncWebClient
+    redis: Redis | None
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run work after an ack; keeps a reference and logs anything that escapes."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def drain_tasks(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.inspector.close()
+        await self.http.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
+def slack_client(settings: Settings) -> AsyncWebClient:
+    return AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+        ],
+    )
+
+
+def build_services(settings: Settings) -> Services:
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.heroku_timeout, connect=min(5.0, settings.heroku_timeout)),
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        headers={"User-Agent": "pgconn/0.1"},
+    )
+    heroku = HerokuClient(
+        http,
+        api_key=settings.heroku_api_key,
+        platform_url=settings.heroku_api_url,
+        data_url=settings.heroku_data_api_url,
+        retries=settings.heroku_retries,
+    )
+    return Services(
+        settings=settings,
+        http=http,
+        heroku=heroku,
+        inspector=PostgresInspector(statement_timeout_ms=settings.db_statement_timeout_ms),
+        slack=slack_client(settings),
+        redis=connect_redis(settings.redis_url) if settings.redis_url else None,
+    )

@@ -1,0 +1,49 @@
+"""Shared state in Redis: every bot process sees the same incidents, claims and audit.
+
+Redis is optional for read-only work: when it is down, reports still answer with a
+note, and anything that must run exactly once is refused (`StateUnavailable`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from bot.errors import StateUnavailable
+
+log = logging.getLogger(__name__)
+
+Redis = aioredis.Redis
+
+
+def connect_redis(url: str) -> Redis:
+    kwargs: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": 2.0,
+        "socket_connect_timeout": 2.0,
+        "health_check_interval": 30,
+        "retry_on_timeout": False,
+    }
+    if url.startswith("rediss://"):
+        # Heroku Redis presents a self-signed certificate (documented by Heroku).
+        kwargs["ssl_cert_reqs"] = None
+    return aioredis.Redis.from_url(url, **kwargs)
+
+
+async def redis_ok(redis: Redis | None) -> bool:
+    if redis is None:
+        return False
+    try:
+        return bool(await redis.ping())
+    except (RedisError, OSError):
+        return False
+
+
+def unavailable(exc: BaseException) -> StateUnavailable:
+    log.warning("redis unavailable: %s", type(exc).__name__)
+    return StateUnavailable(
+        "pgconn's state store (Redis) is unreachable, so it cannot guarantee this runs only once"
+    )
