@@ -47,6 +47,8 @@ class Settings:
     alert_critical_share: float = 0.95
     resolve_after_s: int = 300
     restart_timeout_s: int = 300
+    restart_poll_s: float = 2.0
+    reserve_interval_s: float = 30.0
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -148,7 +150,9 @@ class Settings:
             alert_warn_share=number("PGCONN_ALERT_WARN", 0.80, 0.05, 1.0),
             alert_critical_share=number("PGCONN_ALERT_CRITICAL", 0.95, 0.05, 1.0),
             resolve_after_s=int(number("PGCONN_RESOLVE_AFTER", 300, 1, 86400)),
-            restart_timeout_s=int(number("PGCONN_RESTART_TIMEOUT", 300, 5, 3600)),
+            restart_timeout_s=int(number("PGCONN_RESTART_TIMEOUT", 300, 1, 3600)),
+            restart_poll_s=number("PGCONN_RESTART_POLL", 2.0, 0.05, 60),
+            reserve_interval_s=number("PGCONN_RESERVE_INTERVAL", 30.0, 0.1, 3600),
             log_level=(opt("PGCONN_LOG_LEVEL") or "INFO").upper(),
         )
 

@@ -80,6 +80,8 @@ async def build_report(
                 f"{context.database.config_var} is not set in the app's config vars", role_full=False
             )
         try:
+            # Take the reserved slot while there is room; at the limit it is what still works.
+            await inspector.ensure_reserved(dsn)
             return await inspector.holders(dsn)
         except DatabaseFull as exc:
             return HoldersUnavailable(

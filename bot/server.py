@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bot.keeper import keep_reserved
 from bot.services import Services
 from handlers import http_routes, register
 
@@ -42,6 +43,7 @@ def create_asgi(services: Services) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        services.spawn(keep_reserved(services), name="keep-reserved")
         yield
         await services.aclose()
 

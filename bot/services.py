@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,12 +19,16 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.authz import Authoriser
 from bot.config import Settings
 from bot.heroku import HerokuClient
 from bot.postgres import PostgresInspector
 from bot.state import Redis, connect_redis
+from bot.state.actions import ActionLedger, AuditLog
 
 log = logging.getLogger(__name__)
+
+DSN_CACHE_S = 60.0
 
 
 @dataclass
@@ -34,7 +39,21 @@ class Services:
     inspector: PostgresInspector
     slack: AsyncWebClient
     redis: Redis | None
+    authoriser: Authoriser
+    ledger: ActionLedger
+    audit: AuditLog
+    _dsn_cache: dict[str, tuple[float, str | None]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def database_url(self, app: str) -> str | None:
+        """The app's DATABASE_URL, cached briefly: the keeper and reports ask often."""
+        cached = self._dsn_cache.get(app)
+        if cached and time.monotonic() - cached[0] < DSN_CACHE_S:
+            return cached[1]
+        database = await self.heroku.database(app)
+        dsn = (await self.heroku.config_vars(app)).get(database.config_var)
+        self._dsn_cache[app] = (time.monotonic(), dsn)
+        return dsn
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Run work after an ack; keeps a reference and logs anything that escapes."""
@@ -86,11 +105,16 @@ def build_services(settings: Settings) -> Services:
         data_url=settings.heroku_data_api_url,
         retries=settings.heroku_retries,
     )
+    slack = slack_client(settings)
+    redis = connect_redis(settings.redis_url) if settings.redis_url else None
     return Services(
         settings=settings,
         http=http,
         heroku=heroku,
         inspector=PostgresInspector(statement_timeout_ms=settings.db_statement_timeout_ms),
-        slack=slack_client(settings),
-        redis=connect_redis(settings.redis_url) if settings.redis_url else None,
+        slack=slack,
+        redis=redis,
+        authoriser=Authoriser(slack, users=settings.admin_users, groups=settings.admin_groups),
+        ledger=ActionLedger(redis),
+        audit=AuditLog(redis),
     )

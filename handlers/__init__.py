@@ -7,8 +7,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from starlette.routing import BaseRoute, Route
 
+from bot.render.actions import ACTION_IDS
 from bot.services import Services
-from handlers import http, slash
+from handlers import actions, http, slash
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -20,6 +21,8 @@ def register(app: AsyncApp, services: Services) -> None:
 
     app.use(inject_services)
     app.command("/pgconn")(slash.pgconn_command)
+    for action_id in ACTION_IDS:
+        app.action(action_id)(actions.remediation_button)
 
 
 def http_routes(services: Services) -> list[BaseRoute]:

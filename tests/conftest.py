@@ -8,21 +8,46 @@ Recognisable secrets are used everywhere so the suite can prove none of them lea
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import psycopg
 import pytest
+import redis
+from emulators.heroku import HerokuEmulator
+from emulators.slack import SlackEmulator
 
+from emulators.serve import serve_in_thread
+from sandbox.load import ConnectionLoad
 from sandbox.servers import LocalPostgres, LocalRedis
-from tests.support import APP_DB, APP_ROLE, DB_PASSWORD, ROLE_LIMIT
+from tests.harness import (
+    ADMIN,
+    ALERT_CHANNEL,
+    GROUP,
+    GROUP_MEMBER,
+    OPS_CHANNEL,
+    STRANGER,
+    BotProcess,
+    bot_env,
+    new_port,
+    start_bot,
+)
+from tests.support import (
+    API_KEY,
+    APP_DB,
+    APP_ROLE,
+    BOT_TOKEN,
+    DB_PASSWORD,
+    ROLE_LIMIT,
+    SIGNING_SECRET,
+    terminate_role,
+)
 
 
 @pytest.fixture(scope="session")
 def pg() -> Iterator[LocalPostgres]:
     server = LocalPostgres.start(max_connections=700)
     with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        conn.execute(
-            f"CREATE ROLE {APP_ROLE} LOGIN PASSWORD '{DB_PASSWORD}' CONNECTION LIMIT {ROLE_LIMIT}"
-        )
+        conn.execute(f"CREATE ROLE {APP_ROLE} LOGIN PASSWORD '{DB_PASSWORD}' CONNECTION LIMIT {ROLE_LIMIT}")
         conn.execute(f"CREATE DATABASE {APP_DB} OWNER {APP_ROLE}")
     yield server
     server.stop()
@@ -38,3 +63,111 @@ def redis_server() -> Iterator[LocalRedis]:
     server = LocalRedis.start()
     yield server
     server.stop()
+
+
+# -- the running system: emulators in-process, the bot as a subprocess ---------------------
+
+MY_APP_FORMATION = [
+    {"type": "web", "quantity": 3, "command": "gunicorn app.wsgi -w 3", "size": "basic"},
+    {"type": "worker", "quantity": 1, "command": "celery -A app worker -c 4", "size": "basic"},
+]
+
+
+def seed_apps(heroku: HerokuEmulator, app_dsn: str, pg: LocalPostgres) -> None:
+    """(Re)create the emulated apps: add_app replaces any state a test changed."""
+    heroku.add_app(
+        "my-app",
+        database_url=app_dsn,
+        role=APP_ROLE,
+        plan="essential-0",
+        formation=MY_APP_FORMATION,
+        buildpacks=["heroku/python"],
+    )
+    heroku.add_app(
+        "std-app",
+        database_url=app_dsn,
+        role=APP_ROLE,
+        plan="standard-0",
+        formation=[
+            {"type": "web", "quantity": 2, "command": "bundle exec puma -t 5:5", "size": "standard-1x"}
+        ],
+        buildpacks=["heroku/ruby"],
+    )
+    # A database pgconn cannot reach (the port is closed): holders fail, pg:info still answers.
+    heroku.add_app(
+        "bare-app",
+        database_url=f"postgresql://{APP_ROLE}:{DB_PASSWORD}@127.0.0.1:1/{APP_DB}",
+        role=APP_ROLE,
+        plan="essential-0",
+        formation=[{"type": "web", "quantity": 1, "command": "node server.js", "size": "basic"}],
+    )
+
+
+@pytest.fixture(scope="session")
+def heroku(pg: LocalPostgres, app_dsn: str) -> Iterator[HerokuEmulator]:
+    emulator = HerokuEmulator(admin_dsn=pg.dsn(), api_key=API_KEY, dyno_boot_seconds=0.3)
+    seed_apps(emulator, app_dsn, pg)
+    running = serve_in_thread(emulator.app)
+    emulator.url = running.url
+    yield emulator
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def slack() -> Iterator[SlackEmulator]:
+    emulator = SlackEmulator(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET)
+    emulator.add_channel(ALERT_CHANNEL, "db-alerts")
+    emulator.add_channel(OPS_CHANNEL, "ops")
+    for user_id, name in ((ADMIN, "alice"), (GROUP_MEMBER, "grace"), (STRANGER, "mallory")):
+        emulator.add_user(user_id, name)
+    emulator.add_usergroup(GROUP, [GROUP_MEMBER])
+    running = serve_in_thread(emulator.app)
+    emulator.url = running.url
+    yield emulator
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def bot(slack: SlackEmulator, heroku: HerokuEmulator, redis_server: LocalRedis) -> Iterator[BotProcess]:
+    process = start_bot(
+        bot_env(slack_url=slack.url, heroku_url=heroku.url, redis_url=redis_server.url, port=new_port())
+    )
+    slack.request_url = process.events_url
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def system(
+    bot: BotProcess,
+    slack: SlackEmulator,
+    heroku: HerokuEmulator,
+    pg: LocalPostgres,
+    app_dsn: str,
+    redis_server: LocalRedis,
+) -> Iterator[System]:
+    """A clean slate for one end-to-end test: apps reseeded, no faults, no held connections."""
+    seed_apps(heroku, app_dsn, pg)
+    heroku.clear_faults()
+    slack.clear_faults()
+    heroku.latency = 0.0
+    redis.Redis.from_url(redis_server.url).flushdb()
+    terminate_role(pg)
+    load = ConnectionLoad(app_dsn)
+    slack.request_url = bot.events_url
+    yield System(
+        bot=bot, slack=slack, heroku=heroku, pg=pg, load=load, app_dsn=app_dsn, redis_url=redis_server.url
+    )
+    load.close()
+    terminate_role(pg)
+
+
+@dataclass
+class System:
+    bot: BotProcess
+    slack: SlackEmulator
+    heroku: HerokuEmulator
+    pg: LocalPostgres
+    load: ConnectionLoad
+    app_dsn: str
+    redis_url: str

@@ -1,0 +1,181 @@
+"""The safety protocol every button goes through, in order:
+
+re-validate the app → authorise the user → claim the click (exactly once, Redis) →
+lock the app (one destructive action at a time) → run → post who/what/result in the
+thread → audit. Any refusal is a sentence for the clicker, a log line, and no effect.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from slack_sdk.errors import SlackApiError
+
+from bot import remediation
+from bot.errors import ActionBusy, AlreadyDone, PgconnError, StateUnavailable
+from bot.models import Dyno
+from bot.remediation import Outcome, dyno_progress
+from bot.render import actions as ids
+from bot.render.text import escape
+from bot.services import Services
+from bot.state.actions import AuditRecord
+
+log = logging.getLogger(__name__)
+
+Tell = Callable[[str], Awaitable[None]]
+
+LABELS = {
+    ids.KILL_IDLE: "Kill idle",
+    ids.KILLALL: "Kill all",
+    ids.RESTART: "Restart dynos",
+    ids.ADD_PGBOUNCER: "Add PgBouncer",
+}
+
+
+@dataclass(frozen=True)
+class Click:
+    action_id: str
+    value: str
+    user_id: str
+    channel_id: str
+    message_ts: str | None  # the message carrying the button
+    thread_ts: str | None  # that message's thread, when it is a reply
+    action_ts: str
+
+
+def parse_value(value: str) -> tuple[str, str | None]:
+    """`app` or `app:process_type` (restart of one type)."""
+    app, _, process_type = value.partition(":")
+    return app.strip().lower(), (process_type.strip() or None)
+
+
+async def execute(services: Services, click: Click, tell: Tell) -> Outcome | None:
+    settings = services.settings
+    if click.action_id not in LABELS:
+        log.warning("refused unknown action %r from %s", click.action_id[:40], click.user_id)
+        return None
+    app, process_type = parse_value(click.value)
+    label = LABELS[click.action_id]
+    if app not in settings.apps:
+        log.warning(
+            "refused %s on %r from %s: app not in PGCONN_APPS", click.action_id, app[:40], click.user_id
+        )
+        await tell(f":no_entry: pgconn may not act on `{escape(app[:40])}`: it is not in PGCONN_APPS.")
+        return None
+    if not await services.authoriser.is_admin(click.user_id):
+        log.warning("refused %s on %s: %s is not in PGCONN_ADMINS", click.action_id, app, click.user_id)
+        await tell(f":no_entry: Only pgconn admins may run *{label}* on `{app}`. Nothing was done.")
+        return None
+    message_ref = click.message_ts or click.action_ts
+    try:
+        claim = await services.ledger.claim(click.action_id, app, message_ref, click.user_id)
+    except AlreadyDone as exc:
+        log.info("%s on %s from %s: %s", click.action_id, app, click.user_id, exc.message)
+        await tell(f"*{label}* on `{app}` was {exc.message}; not run again.")
+        return None
+    except StateUnavailable as exc:
+        log.warning("refused %s on %s: state store unavailable", click.action_id, app)
+        await tell(f":no_entry: *{label}* refused: {exc.message}. Nothing was done; try again shortly.")
+        return None
+    try:
+        token = await services.ledger.lock(app)
+    except (ActionBusy, StateUnavailable) as exc:
+        await services.ledger.finish(claim, done=False)
+        await tell(f":hourglass: *{label}* not run: {exc.message}.")
+        return None
+    try:
+        outcome = await _run(services, click, app, process_type)
+    except PgconnError as exc:
+        log.warning("%s on %s failed: %s", click.action_id, app, exc.message)
+        outcome = Outcome(ok=False, changed=False, summary=f"failed: {exc.message}")
+    finally:
+        await services.ledger.unlock(app, token)
+    await services.ledger.finish(claim, done=outcome.changed or outcome.ok)
+    log.info("%s on %s by %s: %s", click.action_id, app, click.user_id, outcome.summary)
+    recorded = await services.audit.record(
+        AuditRecord(
+            at=time.time(),
+            user=click.user_id,
+            action=click.action_id,
+            app=app,
+            ok=outcome.ok,
+            result=outcome.summary,
+        )
+    )
+    ts = await _post_result(services, click, label, app, outcome, recorded, tell)
+    if click.action_id == ids.RESTART and outcome.ok and ts is not None:
+        await _follow_restart(services, click, app, process_type, ts, outcome)
+    return outcome
+
+
+async def _run(services: Services, click: Click, app: str, process_type: str | None) -> Outcome:
+    s = services.settings
+    if click.action_id == ids.KILL_IDLE:
+        return await remediation.kill_idle(services.heroku, services.inspector, app, s.kill_idle_after_s)
+    if click.action_id == ids.KILLALL:
+        return await remediation.kill_all(services.heroku, services.inspector, app)
+    if click.action_id == ids.RESTART:
+        return await remediation.restart(services.heroku, app, process_type)
+    return await remediation.add_pgbouncer(services.heroku, app, s.budget_headroom)
+
+
+def result_text(user_id: str, label: str, app: str, outcome: Outcome) -> str:
+    icon = ":white_check_mark:" if outcome.ok else ":x:"
+    lines = [f"{icon} <@{user_id}> ran *{label}* on `{app}`: {outcome.summary}."]
+    lines += [f"• done: {d}" for d in outcome.done]
+    lines += [f"• *not done*: {d}" for d in outcome.not_done]
+    lines += list(outcome.details)
+    return "\n".join(lines)
+
+
+async def _post_result(
+    services: Services, click: Click, label: str, app: str, outcome: Outcome, recorded: bool, tell: Tell
+) -> str | None:
+    text = result_text(click.user_id, label, app, outcome)
+    if not recorded:
+        text += "\n_(not written to the audit log: the state store is unavailable)_"
+    try:
+        result = await services.slack.chat_postMessage(
+            channel=click.channel_id, thread_ts=click.thread_ts or click.message_ts, text=text
+        )
+        return str(result["ts"])
+    except SlackApiError as exc:
+        log.warning("posting the result of %s failed: %s", click.action_id, exc.response.get("error"))
+        await tell(text)
+        return None
+
+
+async def _follow_restart(
+    services: Services, click: Click, app: str, process_type: str | None, ts: str, outcome: Outcome
+) -> None:
+    head = result_text(click.user_id, LABELS[ids.RESTART], app, outcome)
+
+    async def progress(dynos: list[Dyno]) -> None:
+        try:
+            await services.slack.chat_update(
+                channel=click.channel_id, ts=ts, text=f"{head}\n{dyno_progress(dynos)}"
+            )
+        except SlackApiError as exc:
+            log.warning("updating restart progress failed: %s", exc.response.get("error"))
+
+    up, dynos = await remediation.wait_for_dynos(
+        services.heroku,
+        app,
+        process_type,
+        progress,
+        timeout_s=services.settings.restart_timeout_s,
+        interval_s=services.settings.restart_poll_s,
+    )
+    final = (
+        f"{head}\nAll {len(dynos)} dynos are up."
+        if up
+        else f"{head}\n:warning: Gave up waiting after {services.settings.restart_timeout_s}s: "
+        f"{dyno_progress(dynos)}. Check `heroku ps -a {app}`."
+    )
+    try:
+        await services.slack.chat_update(channel=click.channel_id, ts=ts, text=final)
+    except SlackApiError as exc:
+        log.warning("updating restart progress failed: %s", exc.response.get("error"))

@@ -1,0 +1,243 @@
+"""The four fixes, through real APIs. Each returns an Outcome saying what was and was not done.
+
+No function here checks who clicked or whether it already ran: that protocol lives in
+`bot.clicks`, so every action gets the same safety and these stay about the fix itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bot.budget import Budget, connection_budget, plan_connection_limit
+from bot.errors import DatabaseError, DatabaseFull, HerokuError, NoDatabase
+from bot.heroku import HerokuClient
+from bot.models import AppContext, Dyno, ProcessType
+from bot.postgres import PostgresInspector
+from bot.report import load_app_context
+
+log = logging.getLogger(__name__)
+
+PGBOUNCER_BUILDPACK = "heroku/pgbouncer"
+PGBOUNCER_START = "bin/start-pgbouncer"
+# Essential-tier (and legacy hobby/mini/basic) databases refuse Heroku's server-side pooling.
+_NO_SERVER_POOLING = ("essential", "mini", "basic", "hobby", "dev")
+
+PREPARED_STATEMENTS_ADVICE = {
+    "rails": "Rails: set `prepared_statements: false` for production in `config/database.yml` "
+    "(PgBouncer in transaction mode cannot keep them).",
+    "django": "Django: keep `CONN_MAX_AGE = 0` behind PgBouncer, and on psycopg 3 set "
+    "`OPTIONS: {'prepare_threshold': None}` (Django ≥ 4.2: also `DISABLE_SERVER_SIDE_CURSORS = True`).",
+    "sqlalchemy": "SQLAlchemy/psycopg: pass `prepare_threshold=None` (psycopg 3) in `connect_args`, "
+    "and use `NullPool` or a small pool since PgBouncer pools for you.",
+    "psycopg": "psycopg 3: connect with `prepare_threshold=None` (transaction pooling cannot keep "
+    "prepared statements).",
+    "node": "node-postgres: do not name queries (`name:` creates prepared statements); Prisma: add "
+    "`?pgbouncer=true` to the URL.",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    summary: str  # one line for the thread: "terminated 18 of 20 connections"
+    details: tuple[str, ...] = ()
+    # Did anything change? A failure that changed nothing lets the same button be retried.
+    changed: bool = True
+    done: tuple[str, ...] = field(default_factory=tuple)
+    not_done: tuple[str, ...] = field(default_factory=tuple)
+
+
+async def kill_idle(
+    heroku: HerokuClient, inspector: PostgresInspector, app: str, idle_after_s: int
+) -> Outcome:
+    context = await load_app_context(heroku, app)
+    dsn = _dsn(context)
+    try:
+        result = await inspector.terminate(dsn, idle_older_than_s=idle_after_s)
+    except DatabaseFull:
+        return Outcome(
+            ok=False,
+            changed=False,
+            summary="could not connect: every slot of the role is taken. Use *Kill all*, which goes "
+            "through Heroku's connection reset when pgconn cannot connect",
+        )
+    others = max(result.role_backends_before - 1, 0)
+    return Outcome(
+        ok=True,
+        changed=result.terminated > 0,
+        summary=f"terminated {result.terminated} idle of {others} connections "
+        f"(idle or idle in transaction for over {idle_after_s}s)",
+    )
+
+
+async def kill_all(heroku: HerokuClient, inspector: PostgresInspector, app: str) -> Outcome:
+    context = await load_app_context(heroku, app)
+    dsn = _dsn(context)
+    try:
+        result = await inspector.terminate(dsn)
+        others = max(result.role_backends_before - 1, 0)
+        return Outcome(
+            ok=True,
+            changed=result.terminated > 0,
+            summary=f"terminated {result.terminated} of {others} connections",
+        )
+    except DatabaseFull:
+        log.info("kill all on %s: role full, using Heroku's connection reset", app)
+    except DatabaseError as exc:
+        log.info("kill all on %s: database error (%s), using Heroku's connection reset", app, exc.message)
+    used = None
+    with contextlib.suppress(HerokuError):  # the count is a nicety; the reset is what matters
+        used = (await heroku.pg_info(context.database)).connections_used
+    await heroku.connection_reset(context.database)
+    held = f"{used} " if used is not None else ""
+    return Outcome(
+        ok=True,
+        summary=f"reset all {held}connections through Heroku (pgconn could not connect itself: "
+        "the role was full)",
+    )
+
+
+async def restart(heroku: HerokuClient, app: str, process_type: str | None) -> Outcome:
+    formation = await heroku.formation(app)
+    if process_type and process_type not in {p.type for p in formation}:
+        return Outcome(ok=False, changed=False, summary=f"{app} has no `{process_type}` process type")
+    dynos = sum(p.quantity for p in formation if process_type in (None, p.type))
+    await heroku.restart(app, process_type)
+    what = f"{dynos} {process_type + ' ' if process_type else ''}dyno{'s' if dynos != 1 else ''}"
+    return Outcome(ok=True, summary=f"restarted {what}")
+
+
+async def wait_for_dynos(
+    heroku: HerokuClient,
+    app: str,
+    process_type: str | None,
+    on_progress: Callable[[list[Dyno]], Awaitable[None]],
+    *,
+    timeout_s: float,
+    interval_s: float = 2.0,
+) -> tuple[bool, list[Dyno]]:
+    """Poll the dyno list until every (matching) dyno is up, or the timeout passes."""
+    deadline = time.monotonic() + timeout_s
+    last: list[Dyno] = []
+    while True:
+        try:
+            dynos = [d for d in await heroku.dynos(app) if process_type in (None, d.type)]
+        except HerokuError as exc:
+            log.warning("polling %s's dynos failed: %s", app, exc.message)
+            dynos = last
+        if dynos != last:
+            await on_progress(dynos)
+            last = dynos
+        if dynos and all(d.state == "up" for d in dynos):
+            return True, dynos
+        if time.monotonic() >= deadline:
+            return False, dynos
+        await asyncio.sleep(interval_s)
+
+
+def dyno_progress(dynos: list[Dyno]) -> str:
+    up = sum(1 for d in dynos if d.state == "up")
+    others = sorted({d.state for d in dynos if d.state != "up"})
+    return f"{up}/{len(dynos)} dynos up" + (f" ({', '.join(others)})" if others else "")
+
+
+def supports_server_pooling(plan: str) -> bool:
+    name = plan.split(":", 1)[-1].lower()
+    return not any(name.startswith(p) for p in _NO_SERVER_POOLING)
+
+
+def procfile_lines(formation: tuple[ProcessType, ...]) -> list[str]:
+    lines = []
+    for p in formation:
+        if p.type == "release" or p.command.startswith(PGBOUNCER_START):
+            lines.append(f"{p.type}: {p.command}")
+        else:
+            lines.append(f"{p.type}: {PGBOUNCER_START} {p.command}")
+    return lines
+
+
+async def add_pgbouncer(heroku: HerokuClient, app: str, headroom: int) -> Outcome:
+    context = await load_app_context(heroku, app)
+    budget = _budget(context, headroom)
+    if supports_server_pooling(context.database.plan):
+        return await _server_pooling(heroku, context)
+    current = await heroku.buildpacks(app)
+    if any("pgbouncer" in b for b in current):
+        return Outcome(
+            ok=True,
+            changed=False,
+            summary=f"PgBouncer is already installed on {app} ({', '.join(current)}); changed nothing",
+        )
+    wanted = [PGBOUNCER_BUILDPACK, *current]
+    done: list[str] = []
+    not_done: list[str] = []
+    try:
+        after = await heroku.set_buildpacks(app, wanted)
+    except HerokuError as exc:
+        return Outcome(ok=False, changed=False, summary=f"nothing changed: {exc.message}")
+    done.append(f"buildpacks are now {', '.join(after)}")
+    pool = budget.pgbouncer_pool_size if budget else None
+    changes: dict[str, str | None] = {}
+    if pool:
+        changes["PGBOUNCER_DEFAULT_POOL_SIZE"] = str(pool)
+        changes["PGBOUNCER_MAX_CLIENT_CONN"] = str(budget.pgbouncer_max_client_conn if budget else 100)
+    try:
+        if changes:
+            await heroku.update_config_vars(app, changes)
+            done.append(", ".join(f"{k}={v}" for k, v in changes.items()))
+    except HerokuError as exc:
+        not_done.append(
+            f"config vars not set ({exc.message}): set {', '.join(f'{k}={v}' for k, v in changes.items())}"
+        )
+    details = [
+        "Change the Procfile so each process starts behind PgBouncer, then deploy:",
+        "```\n" + "\n".join(procfile_lines(context.formation)) + "\n```",
+    ]
+    frameworks = sorted(budget.frameworks) if budget else []
+    advice = [PREPARED_STATEMENTS_ADVICE[f] for f in frameworks if f in PREPARED_STATEMENTS_ADVICE]
+    details.extend(advice or ["Turn off prepared statements in your database driver (transaction pooling)."])
+    if budget and pool:
+        dynos = sum(p.quantity for p in context.formation)
+        details.append(
+            f"Pool: {pool} server connections per dyno × {dynos} dynos + {budget.headroom} headroom "
+            f"= {pool * dynos + budget.headroom} of {budget.limit}."
+        )
+    return Outcome(
+        ok=not not_done,
+        summary="added the PgBouncer buildpack"
+        + (f" with a pool of {pool} per dyno" if pool else "")
+        + ("" if not not_done else " — partly: see below"),
+        details=tuple(details),
+        done=tuple(done),
+        not_done=tuple(not_done),
+    )
+
+
+async def _server_pooling(heroku: HerokuClient, context: AppContext) -> Outcome:
+    attachment = await heroku.enable_connection_pooling(context.database, context.app)
+    name = str(attachment.get("name") or "DATABASE_CONNECTION_POOL")
+    return Outcome(
+        ok=True,
+        summary=f"enabled Heroku's connection pooling on {context.database.addon_name} "
+        "(this plan supports it, so no buildpack is needed)",
+        details=(f"Switch the app from `{context.database.config_var}` to `{name}_URL`, then restart.",),
+    )
+
+
+def _budget(context: AppContext, headroom: int) -> Budget | None:
+    limit = plan_connection_limit(context.database.plan)
+    if limit is None:
+        return None
+    return connection_budget(context.formation, context.config_vars, limit, headroom=headroom)
+
+
+def _dsn(context: AppContext) -> str:
+    dsn = context.database_url
+    if not dsn:
+        raise NoDatabase(f"{context.database.config_var} is not set on {context.app}")
+    return dsn

@@ -1,0 +1,145 @@
+"""Exactly-once clicks, per-app locks and the audit stream, all in Redis.
+
+A click is identified by (action, app, message): Slack retries, double clicks and
+several bot processes all map to the same key, and `SET NX` lets exactly one win.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from bot.errors import ActionBusy, AlreadyDone
+from bot.state import Redis, unavailable
+
+CLAIM_TTL_S = 600
+LOCK_TTL_S = 900
+AUDIT_MAXLEN = 500
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    user: str
+    at: float
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    at: float
+    user: str
+    action: str
+    app: str
+    ok: bool
+    result: str
+
+
+def claim_key(action: str, app: str, message_ref: str) -> str:
+    return f"pgconn:click:{app}:{action}:{message_ref}"
+
+
+class ActionLedger:
+    def __init__(self, redis: Redis | None) -> None:
+        self._redis = redis
+
+    def _r(self) -> Redis:
+        if self._redis is None:
+            raise unavailable(RuntimeError("no REDIS_URL"))
+        return self._redis
+
+    async def claim(self, action: str, app: str, message_ref: str, user: str) -> Claim:
+        """Claim a click or raise AlreadyDone (with who and when) if another delivery has it."""
+        key = claim_key(action, app, message_ref)
+        now = time.time()
+        try:
+            won = await self._r().set(
+                key, json.dumps({"user": user, "at": now, "state": "running"}), nx=True, ex=CLAIM_TTL_S
+            )
+            if won:
+                return Claim(key=key, user=user, at=now)
+            raw = await self._r().get(key)
+        except (RedisError, OSError) as exc:
+            raise unavailable(exc) from None
+        prior = json.loads(raw) if raw else {}
+        state = "done" if prior.get("state") == "done" else "running"
+        at = time.strftime("%H:%M", time.gmtime(prior.get("at", now)))
+        raise AlreadyDone(f"already {state} by <@{prior.get('user', '?')}> at {at} UTC")
+
+    async def finish(self, claim: Claim, *, done: bool) -> None:
+        """Mark the claim done; a claim whose action did nothing is released so it can be retried."""
+        # On failure the TTL ends the claim anyway; the outcome was already reported.
+        with contextlib.suppress(RedisError, OSError):
+            if done:
+                await self._r().set(
+                    claim.key,
+                    json.dumps({"user": claim.user, "at": claim.at, "state": "done"}),
+                    xx=True,
+                    keepttl=True,
+                )
+            else:
+                await self._r().delete(claim.key)
+
+    async def lock(self, app: str) -> str:
+        token = secrets.token_hex(8)
+        try:
+            if await self._r().set(f"pgconn:lock:{app}", token, nx=True, ex=LOCK_TTL_S):
+                return token
+        except (RedisError, OSError) as exc:
+            raise unavailable(exc) from None
+        raise ActionBusy(f"another pgconn action is still running on {app}; wait for it to finish")
+
+    async def unlock(self, app: str, token: str) -> None:
+        with contextlib.suppress(RedisError, OSError):  # the lock expires by itself
+            await self._r().eval(_RELEASE, 1, f"pgconn:lock:{app}", token)  # type: ignore[misc]
+
+
+class AuditLog:
+    def __init__(self, redis: Redis | None) -> None:
+        self._redis = redis
+
+    async def record(self, rec: AuditRecord) -> bool:
+        if self._redis is None:
+            return False
+        fields: dict[Any, Any] = {
+            "at": f"{rec.at:.3f}",
+            "user": rec.user,
+            "action": rec.action,
+            "app": rec.app,
+            "ok": "1" if rec.ok else "0",
+            "result": rec.result[:500],
+        }
+        try:
+            await self._redis.xadd(f"pgconn:audit:{rec.app}", fields, maxlen=AUDIT_MAXLEN, approximate=True)
+            return True
+        except (RedisError, OSError):
+            return False
+
+    async def recent(self, app: str, count: int = 10) -> list[AuditRecord]:
+        if self._redis is None:
+            raise unavailable(RuntimeError("no REDIS_URL"))
+        try:
+            rows = await self._redis.xrevrange(f"pgconn:audit:{app}", count=count)
+        except (RedisError, OSError) as exc:
+            raise unavailable(exc) from None
+        return [
+            AuditRecord(
+                at=float(f.get("at", 0)),
+                user=f.get("user", ""),
+                action=f.get("action", ""),
+                app=f.get("app", app),
+                ok=f.get("ok") == "1",
+                result=f.get("result", ""),
+            )
+            for _, f in rows
+        ]

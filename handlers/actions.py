@@ -1,0 +1,37 @@
+"""Remediation buttons: ack, read the click, hand it to the safety protocol in bot.clicks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from bot import clicks
+from bot.messaging import tell
+from bot.services import Services
+
+
+def _click(body: dict[str, Any], action: dict[str, Any]) -> clicks.Click:
+    container = body.get("container") or {}
+    message = body.get("message") or {}
+    return clicks.Click(
+        action_id=str(action.get("action_id", "")),
+        value=str(action.get("value") or ""),
+        user_id=str((body.get("user") or {}).get("id", "")),
+        channel_id=str((body.get("channel") or {}).get("id") or container.get("channel_id") or ""),
+        message_ts=str(container.get("message_ts") or message.get("ts") or "") or None,
+        thread_ts=str(message.get("thread_ts") or "") or None,
+        action_ts=str(action.get("action_ts") or ""),
+    )
+
+
+async def remediation_button(
+    ack: Any, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond, context: Any
+) -> None:
+    await ack()
+    services: Services = context["services"]
+
+    async def reply(text: str) -> None:
+        await tell(respond, text)
+
+    await clicks.execute(services, _click(body, action), reply)
