@@ -46,6 +46,12 @@ class Settings:
     alert_warn_share: float = 0.80
     alert_critical_share: float = 0.95
     resolve_after_s: int = 300
+    # Alert threads: redraw the parent at most every update_s (severity changes at once),
+    # reply in the thread at most every reply_s, periodic check every tick_s (None:
+    # derived from resolve_after_s).
+    alert_update_s: float = 5.0
+    alert_reply_s: float = 60.0
+    alert_tick_s: float | None = None
     restart_timeout_s: int = 300
     restart_poll_s: float = 2.0
     reserve_interval_s: float = 30.0
@@ -150,6 +156,9 @@ class Settings:
             alert_warn_share=number("PGCONN_ALERT_WARN", 0.80, 0.05, 1.0),
             alert_critical_share=number("PGCONN_ALERT_CRITICAL", 0.95, 0.05, 1.0),
             resolve_after_s=int(number("PGCONN_RESOLVE_AFTER", 300, 1, 86400)),
+            alert_update_s=number("PGCONN_ALERT_UPDATE_INTERVAL", 5.0, 0.0, 3600),
+            alert_reply_s=number("PGCONN_ALERT_REPLY_INTERVAL", 60.0, 0.0, 86400),
+            alert_tick_s=number("PGCONN_ALERT_TICK", 0, 0, 3600) or None,
             restart_timeout_s=int(number("PGCONN_RESTART_TIMEOUT", 300, 1, 3600)),
             restart_poll_s=number("PGCONN_RESTART_POLL", 2.0, 0.05, 60),
             reserve_interval_s=number("PGCONN_RESERVE_INTERVAL", 30.0, 0.1, 3600),
