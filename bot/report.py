@@ -32,10 +32,12 @@ class Report:
 
     @property
     def connections_used(self) -> int | None:
-        if self.pg_info and self.pg_info.connections_used is not None:
-            return self.pg_info.connections_used
+        # The role's live count (pgconn's own connection included) is what the limit applies
+        # to; pg:info's figure is the fallback when pgconn could not connect.
         if isinstance(self.holders, Holders):
             return self.holders.role_connections
+        if self.pg_info and self.pg_info.connections_used is not None:
+            return self.pg_info.connections_used
         return None
 
     @property

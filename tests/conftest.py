@@ -74,7 +74,9 @@ MY_APP_FORMATION = [
 
 
 def seed_apps(heroku: HerokuEmulator, app_dsn: str, pg: LocalPostgres) -> None:
-    """(Re)create the emulated apps: add_app replaces any state a test changed."""
+    """(Re)create the emulated apps, dropping any state a test changed."""
+    for name in ("my-app", "std-app", "bare-app"):
+        heroku.apps.pop(name, None)
     heroku.add_app(
         "my-app",
         database_url=app_dsn,
@@ -148,8 +150,9 @@ def system(
 ) -> Iterator[System]:
     """A clean slate for one end-to-end test: apps reseeded, no faults, no held connections."""
     seed_apps(heroku, app_dsn, pg)
-    heroku.clear_faults()
-    slack.clear_faults()
+    heroku.faults.clear()
+    heroku.requests.clear()
+    slack.reset()
     heroku.latency = 0.0
     redis.Redis.from_url(redis_server.url).flushdb()
     terminate_role(pg)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 
 from sandbox.servers import LocalPostgres
@@ -32,3 +34,22 @@ def role_backends(pg: LocalPostgres, role: str = APP_ROLE) -> int:
             "SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (role,)
         ).fetchone()
     return int(row[0]) if row else 0
+
+
+def blocks_text(blocks: list[dict[str, Any]]) -> str:
+    """Every piece of text in Block Kit blocks, for assertions on what a person would read."""
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "text" and isinstance(value, str):
+                    out.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(blocks)
+    return "\n".join(out)

@@ -50,9 +50,7 @@ def remediation_actions(
 ) -> dict[str, Any]:
     """One actions block; each confirm says exactly what will happen to which app."""
     role = f"{app}'s database role"
-    idle_what = (
-        plural(idle_connections, "idle connection") if idle_connections is not None else "idle connections"
-    )
+    idle_now = f" ({idle_connections} idle right now)" if idle_connections is not None else ""
     all_what = plural(role_connections, "connection") if role_connections is not None else "all connections"
     dyno_what = plural(dynos, "dyno") if dynos is not None else "all dynos"
     pool = f" with a pool of {pgbouncer_pool} server connections per dyno" if pgbouncer_pool else ""
@@ -65,8 +63,8 @@ def remediation_actions(
                 "Kill idle",
                 app,
                 "Kill idle connections?",
-                f"Terminate {idle_what} of {role} (idle or idle in transaction for over "
-                f"{idle_after_s}s). Active queries are left alone.",
+                f"Terminate the connections of {role} that have been idle or idle in transaction "
+                f"for over {idle_after_s}s{idle_now}. Active queries are left alone.",
                 "Kill idle",
                 danger=False,
             ),

@@ -58,7 +58,7 @@ def holders_text(holders: Holders, top: int = TOP_HOLDERS) -> str:
             ages.append(f"in tx {duration(g.longest_idle_in_tx_s)}")
         lines.append(
             f"• *{g.total}* {code(g.application_name or '(no application_name)', 40)} "
-            f"{escape(truncate(g.usename, 40))} @ {escape(g.client_addr)} — "
+            f"{code(g.usename, 40)} @ {escape(g.client_addr)} — "
             + ", ".join(x for x in states if x)
             + (f" ({', '.join(ages)})" if ages else "")
         )
