@@ -27,12 +27,7 @@ log = logging.getLogger(__name__)
 
 Tell = Callable[[str], Awaitable[None]]
 
-LABELS = {
-    ids.KILL_IDLE: "Kill idle",
-    ids.KILLALL: "Kill all",
-    ids.RESTART: "Restart dynos",
-    ids.ADD_PGBOUNCER: "Add PgBouncer",
-}
+LABELS = ids.ACTION_LABELS
 
 
 @dataclass(frozen=True)

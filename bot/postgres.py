@@ -55,23 +55,27 @@ SELECT current_user,
 
 # Backends of this role other than pgconn's own; idle ones only when asked.
 _TERMINATE_SQL = """
-SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)), (SELECT count(*) FROM pg_stat_activity
-    WHERE usename = current_user AND backend_type = 'client backend')
-FROM pg_stat_activity
-WHERE usename = current_user
-  AND backend_type = 'client backend'
-  AND pid <> pg_backend_pid()
-  AND coalesce(application_name, '') NOT IN ('pgconn-reserved', 'pgconn')
-  AND (%(idle_only)s IS FALSE
-       OR (state IN ('idle', 'idle in transaction', 'idle in transaction (aborted)')
-           AND now() - state_change >= make_interval(secs => %(older_than)s)))
+WITH mine AS (
+    SELECT pid, state, state_change FROM pg_stat_activity
+    WHERE usename = current_user
+      AND backend_type = 'client backend'
+      AND pid <> pg_backend_pid()
+      AND coalesce(application_name, '') NOT IN ('pgconn-reserved', 'pgconn')
+)
+SELECT count(*) FILTER (
+           WHERE (%(idle_only)s IS FALSE
+                  OR (state IN ('idle', 'idle in transaction', 'idle in transaction (aborted)')
+                      AND now() - state_change >= make_interval(secs => %(older_than)s)))
+             AND pg_terminate_backend(pid)),
+       count(*)
+FROM mine
 """
 
 
 @dataclass(frozen=True)
 class Termination:
     terminated: int
-    role_backends_before: int  # including pgconn's own
+    candidates: int  # the role's backends that are not pgconn's own, before terminating
 
 
 def _safe_reason(exc: BaseException) -> str:
@@ -183,8 +187,8 @@ class PostgresInspector:
             _TERMINATE_SQL,
             {"idle_only": idle_older_than_s is not None, "older_than": idle_older_than_s or 0},
         )
-        terminated, before = rows[0]
-        return Termination(terminated=int(terminated or 0), role_backends_before=int(before or 0))
+        terminated, candidates = rows[0]
+        return Termination(terminated=int(terminated or 0), candidates=int(candidates or 0))
 
     async def close(self) -> None:
         for conn in self._reserved.values():

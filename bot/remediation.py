@@ -66,11 +66,10 @@ async def kill_idle(
             summary="could not connect: every slot of the role is taken. Use *Kill all*, which goes "
             "through Heroku's connection reset when pgconn cannot connect",
         )
-    others = max(result.role_backends_before - 1, 0)
     return Outcome(
         ok=True,
         changed=result.terminated > 0,
-        summary=f"terminated {result.terminated} idle of {others} connections "
+        summary=f"terminated {result.terminated} idle of {result.candidates} connections "
         f"(idle or idle in transaction for over {idle_after_s}s)",
     )
 
@@ -80,11 +79,10 @@ async def kill_all(heroku: HerokuClient, inspector: PostgresInspector, app: str)
     dsn = _dsn(context)
     try:
         result = await inspector.terminate(dsn)
-        others = max(result.role_backends_before - 1, 0)
         return Outcome(
             ok=True,
             changed=result.terminated > 0,
-            summary=f"terminated {result.terminated} of {others} connections",
+            summary=f"terminated {result.terminated} of {result.candidates} connections",
         )
     except DatabaseFull:
         log.info("kill all on %s: role full, using Heroku's connection reset", app)
@@ -182,10 +180,7 @@ async def add_pgbouncer(heroku: HerokuClient, app: str, headroom: int) -> Outcom
         return Outcome(ok=False, changed=False, summary=f"nothing changed: {exc.message}")
     done.append(f"buildpacks are now {', '.join(after)}")
     pool = budget.pgbouncer_pool_size if budget else None
-    changes: dict[str, str | None] = {}
-    if pool:
-        changes["PGBOUNCER_DEFAULT_POOL_SIZE"] = str(pool)
-        changes["PGBOUNCER_MAX_CLIENT_CONN"] = str(budget.pgbouncer_max_client_conn if budget else 100)
+    changes: dict[str, str | None] = dict(budget.pgbouncer_config_vars) if budget and pool else {}
     try:
         if changes:
             await heroku.update_config_vars(app, changes)
@@ -204,9 +199,12 @@ async def add_pgbouncer(heroku: HerokuClient, app: str, headroom: int) -> Outcom
     if budget and pool:
         dynos = sum(p.quantity for p in context.formation)
         details.append(
-            f"Pool: {pool} server connections per dyno × {dynos} dynos + {budget.headroom} headroom "
-            f"= {pool * dynos + budget.headroom} of {budget.limit}."
+            f"Pool: {pool} (+{budget.pgbouncer_reserve_pool_size} reserve) server connections per dyno "
+            f"× {dynos} dynos + {budget.headroom} headroom = at most {budget.pgbouncer_total} of "
+            f"{budget.limit}."
         )
+    elif budget:
+        details.extend(budget.notes)
     return Outcome(
         ok=not not_done,
         summary="added the PgBouncer buildpack"

@@ -112,5 +112,15 @@ async def build_report(
     )
 
 
-def describe_error(exc: PgconnError) -> str:
-    return exc.message
+async def app_budget(heroku: HerokuClient, app: str, *, headroom: int = 3) -> tuple[str, Budget]:
+    """The budget alone: formation and config vars against the plan's limit (pg:info first)."""
+    context = await load_app_context(heroku, app)
+    limit = None
+    try:
+        limit = (await heroku.pg_info(context.database)).connections_limit
+    except HerokuError as exc:
+        log.info("pg:info for %s failed (%s); using the plan's documented limit", app, exc.message)
+    limit = limit or plan_connection_limit(context.database.plan)
+    if limit is None:
+        raise PgconnError(f"the connection limit of plan {context.database.plan} is unknown")
+    return app, connection_budget(context.formation, context.config_vars, limit, headroom=headroom)

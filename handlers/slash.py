@@ -8,11 +8,14 @@ from typing import Any
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import watching
 from bot.commands import HELP, Command, CommandError, parse_command
 from bot.errors import PgconnError
 from bot.messaging import post_in_channel, tell
+from bot.render.audit import audit_text
+from bot.render.budget import budget_blocks, budget_fallback_text
 from bot.render.report import report_blocks, report_fallback_text
-from bot.report import build_report
+from bot.report import app_budget, build_report
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -59,8 +62,49 @@ async def _report(
     )
 
 
+async def _budget(
+    services: Services, cmd: Command, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    assert cmd.app is not None
+    app, budget = await app_budget(services.heroku, cmd.app, headroom=services.settings.budget_headroom)
+    await post_in_channel(
+        client,
+        respond,
+        channel=command["channel_id"],
+        text=budget_fallback_text(app, budget),
+        blocks=budget_blocks(app, budget),
+    )
+
+
+async def _audit(
+    services: Services, cmd: Command, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    assert cmd.app is not None
+    records = await services.audit.recent(cmd.app, count=15)
+    await tell(respond, audit_text(cmd.app, records))
+
+
+async def _watch(
+    services: Services, cmd: Command, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    assert cmd.app is not None
+    s = services.settings
+    await tell(respond, await watching.watch(services.heroku, cmd.app, s.public_url, s.drain_token))
+
+
+async def _unwatch(
+    services: Services, cmd: Command, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    assert cmd.app is not None
+    await tell(respond, await watching.unwatch(services.heroku, cmd.app, services.settings.public_url))
+
+
 VERB_HANDLERS: dict[str, Any] = {
     "help": _help,
     "report": _report,
     "diagnose": _report,
+    "budget": _budget,
+    "audit": _audit,
+    "watch": _watch,
+    "unwatch": _unwatch,
 }

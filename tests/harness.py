@@ -85,6 +85,8 @@ def bot_env(
         "PGCONN_RESTART_TIMEOUT": "20",
         "PGCONN_RESOLVE_AFTER": "2",
         "PGCONN_RESERVE_INTERVAL": "3600",
+        # Fresh idle connections count as idle in tests; the threshold itself is tested on the inspector.
+        "PGCONN_KILL_IDLE_AFTER": "0",
         "PGCONN_LOG_LEVEL": "INFO",
     }
     env.update(overrides)

@@ -11,6 +11,12 @@ KILLALL = "pgconn.killall"
 RESTART = "pgconn.restart"
 ADD_PGBOUNCER = "pgconn.add_pgbouncer"
 ACTION_IDS = (KILL_IDLE, KILLALL, RESTART, ADD_PGBOUNCER)
+ACTION_LABELS = {
+    KILL_IDLE: "Kill idle",
+    KILLALL: "Kill all",
+    RESTART: "Restart dynos",
+    ADD_PGBOUNCER: "Add PgBouncer",
+}
 ACTIONS_BLOCK_ID = "pgconn.actions"
 
 

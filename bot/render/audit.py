@@ -1,0 +1,21 @@
+"""`/pgconn APP audit`: recent actions, newest first. Pure."""
+
+from __future__ import annotations
+
+import time
+
+from bot.render.actions import ACTION_LABELS
+from bot.render.text import escape, truncate
+from bot.state.actions import AuditRecord
+
+
+def audit_text(app: str, records: list[AuditRecord]) -> str:
+    if not records:
+        return f"No pgconn actions recorded for `{app}` yet."
+    lines = [f"*Recent pgconn actions on `{app}`* (newest first)"]
+    for r in records:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(r.at))
+        icon = ":white_check_mark:" if r.ok else ":x:"
+        label = ACTION_LABELS.get(r.action, escape(r.action))
+        lines.append(f"{icon} {when} — <@{escape(r.user)}> ran *{label}*: {escape(truncate(r.result, 200))}")
+    return "\n".join(lines)
