@@ -1,0 +1,274 @@
+"""The real Heroku CLI (npm package `heroku`, v11) against the emulator.
+
+If the official client works against the emulator and prints what it prints for real
+apps ("Connections: 20/20"), the emulator speaks Heroku. The CLI is installed once
+into `.cache/heroku-cli` (git-ignored); without it — no node, no npm registry — these
+tests fail with the reason, they do not skip: a silent skip would hide that the
+emulator is no longer held to the real client.
+
+The CLI gets a throwaway HOME and a minimal environment: no netrc or stored login,
+no autoupdate, telemetry or version checks, its particleboard (account delinquency)
+side request pointed at the emulator too, so nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from emulators.heroku import EmulatedApp, HerokuEmulator
+from emulators.serve import RunningServer, serve_in_thread
+from sandbox.load import ConnectionLoad
+from sandbox.servers import LocalPostgres
+from tests.support import API_KEY, APP_ROLE, ROLE_LIMIT, role_backends, terminate_role
+
+CLI_DIR = Path(__file__).resolve().parents[2] / ".cache" / "heroku-cli"
+APP = "shop-api"
+FORMATION = [
+    {"type": "web", "quantity": 3, "command": "gunicorn app:app -w 3", "size": "basic"},
+    {"type": "worker", "quantity": 1, "command": "celery -A app worker -c 4", "size": "basic"},
+]
+
+Heroku = Callable[..., "CliResult"]  # cli("pg:info", "-a", APP) -> CliResult
+
+# Wall-clock times of each CLI run, printed at the end of the module (pytest -s shows them).
+TIMINGS: list[tuple[str, float]] = []
+
+
+@dataclass(frozen=True)
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def _installed_major(directory: Path) -> str | None:
+    package = directory / "node_modules" / "heroku" / "package.json"
+    if not (package.exists() and (directory / "node_modules" / ".bin" / "heroku").exists()):
+        return None
+    return str(json.loads(package.read_text())["version"]).split(".")[0]
+
+
+def install_cli(directory: Path) -> Path:
+    """Install `heroku@11` into `directory` unless present; return its executable.
+
+    Fails the test (never skips) when it cannot: the reason is in the message.
+    """
+    executable = directory / "node_modules" / ".bin" / "heroku"
+    if _installed_major(directory) == "11":
+        return executable
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.fail("The Heroku CLI tests need Node.js 20+ and npm on PATH to install the real "
+                    "CLI (npm package `heroku`); neither skipping nor mocking it is acceptable.")
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            [npm, "install", "--prefix", str(directory), "heroku@11", "--no-audit", "--no-fund",
+             "--loglevel=error"],
+            capture_output=True, text=True, timeout=900, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"`npm install heroku@11` into {directory} did not finish in 15 minutes "
+                    "(is the npm registry reachable?)")
+    if result.returncode != 0 or _installed_major(directory) != "11":
+        pytest.fail(
+            f"Could not install the Heroku CLI (`npm install heroku@11`) into {directory}: exit "
+            f"{result.returncode}. These tests need the npm registry once.\n"
+            f"{result.stderr[-3000:]}"
+        )
+    TIMINGS.append(("npm install heroku@11", time.monotonic() - started))
+    return executable
+
+
+@pytest.fixture(scope="session")
+def heroku_cli() -> Path:
+    """The CLI's executable, installed with npm on first use (~35 s) and reused after."""
+    return install_cli(CLI_DIR)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_timings() -> Iterator[None]:
+    yield
+    if TIMINGS:
+        print("\nHeroku CLI timings:")
+        for what, seconds in TIMINGS:
+            print(f"  {seconds:6.2f}s  {what}")
+
+
+@pytest.fixture(scope="session")
+def cli_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Shared across runs of the session so the CLI's first-run notices appear once.
+    return tmp_path_factory.mktemp("heroku-cli-home")
+
+
+@pytest.fixture
+def emulator(pg: LocalPostgres, app_dsn: str) -> Iterator[HerokuEmulator]:
+    terminate_role(pg)
+    em = HerokuEmulator(admin_dsn=pg.dsn(), api_key=API_KEY, dyno_boot_seconds=60)
+    em.add_app(APP, database_url=app_dsn.replace("postgresql://", "postgres://", 1),
+               role=APP_ROLE, formation=FORMATION,
+               buildpacks=["heroku/pgbouncer", "heroku/python"])
+    yield em
+    terminate_role(pg)
+
+
+@pytest.fixture
+def server(emulator: HerokuEmulator) -> Iterator[RunningServer]:
+    running = serve_in_thread(emulator.app)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def app(emulator: HerokuEmulator) -> EmulatedApp:
+    return emulator.apps[APP]
+
+
+@pytest.fixture
+def load(app_dsn: str) -> Iterator[ConnectionLoad]:
+    hog = ConnectionLoad(app_dsn)
+    yield hog
+    hog.close()
+
+
+@pytest.fixture
+def cli(heroku_cli: Path, server: RunningServer, cli_home: Path) -> Heroku:
+    """Run `heroku ARGS...` against the emulator; returns a CliResult."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(cli_home),
+        "LANG": "C.UTF-8",
+        "HEROKU_API_KEY": API_KEY,
+        "HEROKU_HOST": server.url,
+        # The data API host: the CLI keeps the Platform API's scheme and port for it.
+        "HEROKU_DATA_HOST": "127.0.0.1",
+        "HEROKU_PARTICLEBOARD_URL": server.url,
+        "HEROKU_DISABLE_AUTOUPDATE": "1",
+        "HEROKU_SKIP_NEW_VERSION_CHECK": "true",
+        "HEROKU_SKIP_ANALYTICS": "1",
+        "DISABLE_TELEMETRY": "true",
+        "NO_COLOR": "1",
+        "FORCE_COLOR": "0",
+    }
+
+    def run(*args: str) -> CliResult:
+        started = time.monotonic()
+        done = subprocess.run([str(heroku_cli), *args], env=env, capture_output=True, text=True,
+                              timeout=120, check=False)
+        seconds = time.monotonic() - started
+        TIMINGS.append((f"heroku {' '.join(args)}", seconds))
+        return CliResult(done.returncode, done.stdout, done.stderr, seconds)
+
+    return run
+
+
+def ok(result: CliResult) -> CliResult:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def test_pg_info_shows_the_role_at_its_limit(cli: Heroku, app: EmulatedApp,
+                                             load: ConnectionLoad, pg: LocalPostgres) -> None:
+    assert load.open(ROLE_LIMIT, "web.1") == ROLE_LIMIT
+    out = ok(cli("pg:info", "-a", APP)).stdout
+    assert out.startswith("=== DATABASE_URL")
+    assert re.search(rf"^Connections:\s+{ROLE_LIMIT}/{ROLE_LIMIT}$", out, re.M), out
+    assert re.search(r"^Plan:\s+Essential 0$", out, re.M)
+    assert re.search(r"^Status:\s+Available$", out, re.M)
+    assert re.search(r"^PG Version:\s+16\.\d+$", out, re.M)
+    assert re.search(r"^Data Size:\s+[\d.]+ \w+ / 1 GB \(\d+\.\d\d%\)$", out, re.M)
+    assert re.search(r"^Tables:\s+\d+/4000 \(In compliance\)$", out, re.M)
+    assert re.search(rf"^Add-on:\s+{app.addon.name}$", out, re.M)
+    assert role_backends(pg) == ROLE_LIMIT
+
+
+def test_pg_killall_frees_the_role(cli: Heroku, app: EmulatedApp,
+                                   load: ConnectionLoad, pg: LocalPostgres) -> None:
+    load.open(ROLE_LIMIT, "web.2")
+    result = ok(cli("pg:killall", "-a", APP))
+    assert "Terminating connections for all credentials... done" in result.stderr
+    assert role_backends(pg) == 0 and load.alive() == 0
+    assert app.connection_resets == [ROLE_LIMIT]
+    out = ok(cli("pg:info", "-a", APP)).stdout
+    assert re.search(rf"^Connections:\s+0/{ROLE_LIMIT}$", out, re.M), out
+
+
+def test_ps_lists_dynos_by_process_type(cli: Heroku) -> None:
+    out = ok(cli("ps", "-a", APP)).stdout
+    assert "=== web (basic): gunicorn app:app -w 3 (3)" in out
+    assert "=== worker (basic): celery -A app worker -c 4 (1)" in out
+    for dyno in ("web.1", "web.2", "web.3", "worker.1"):
+        assert re.search(rf"^{re.escape(dyno)}: up ", out, re.M), out
+
+
+def test_ps_restart_drops_connections_and_dynos_restart(
+        cli: Heroku, app: EmulatedApp, load: ConnectionLoad, pg: LocalPostgres) -> None:
+    load.open(6, "web.1")
+    load.open(4, "worker.1")
+    result = ok(cli("ps:restart", "-a", APP))
+    assert f"Restarting all dynos on {APP}... done" in result.stderr
+    assert role_backends(pg) == 0 and load.alive() == 0
+    assert app.restarts[-1].target == "all" and app.restarts[-1].terminated == 10
+    out = ok(cli("ps", "-a", APP)).stdout
+    assert re.search(r"^web\.1: starting ", out, re.M), out  # boot takes 60 s in this fixture
+
+
+def test_ps_restart_one_process_type(cli: Heroku, app: EmulatedApp,
+                                     load: ConnectionLoad) -> None:
+    web = ConnectionLoad(load.dsn)
+    try:
+        web.open(3, "web.2")
+        load.open(2, "worker.1")
+        result = ok(cli("ps:restart", "-a", APP, "--process-type", "web"))
+        assert f"Restarting all web dynos on {APP}... done" in result.stderr
+        assert web.alive() == 0 and load.alive() == 2
+        assert app.restarts[-1].target == "web"
+        result = ok(cli("ps:restart", "-a", APP, "--dyno-name", "worker.1"))
+        assert load.alive() == 0 and app.restarts[-1].target == "worker.1"
+    finally:
+        web.close()
+
+
+def test_buildpacks_in_order(cli: Heroku) -> None:
+    out = ok(cli("buildpacks", "-a", APP)).stdout
+    assert f"=== {APP} Classic Buildpacks" in out
+    assert "1. heroku/pgbouncer\n2. heroku/python\n" in out
+
+
+def test_connection_pooling_attach_on_standard(
+        cli: Heroku, emulator: HerokuEmulator, app_dsn: str) -> None:
+    big = emulator.add_app("shop-big", database_url=app_dsn.replace("postgresql:", "postgres:", 1),
+                           role=APP_ROLE, plan="standard-0")
+    before = big.current_release.version
+    result = ok(cli("pg:connection-pooling:attach", "-a", "shop-big"))
+    assert big.current_release.version == before + 1
+    assert ("Setting DATABASE_CONNECTION_POOL config vars and restarting shop-big... "
+            f"done, v{before + 1}") in result.stderr, result.stderr
+    assert "DATABASE_CONNECTION_POOL_URL" in big.config_vars
+
+
+def test_connection_pooling_refused_on_essential(cli: Heroku) -> None:
+    result = cli("pg:connection-pooling:attach", "-a", APP)
+    assert result.returncode != 0
+    assert "You can't perform this operation on Essential-tier databases." in result.stderr
+
+
+def test_cli_only_talked_to_the_emulator_with_the_key(
+        cli: Heroku, emulator: HerokuEmulator) -> None:
+    ok(cli("pg:info", "-a", APP))
+    ok(cli("ps", "-a", APP))
+    paths = [r.path for r in emulator.requests]
+    assert any(p.startswith("/client/v11/databases/") for p in paths)  # data API: same server
+    assert "/account" in paths  # ps, and its particleboard side request
+    assert all(r.headers.get("authorization") == f"Bearer {API_KEY}" for r in emulator.requests)
