@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 import redis
-from emulators.heroku import HerokuEmulator
-from emulators.slack import SlackEmulator
 
+from emulators.heroku import HerokuEmulator
 from emulators.serve import serve_in_thread
+from emulators.slack import SlackEmulator
 from sandbox.load import ConnectionLoad
 from sandbox.servers import LocalPostgres, LocalRedis
 from tests.harness import (
