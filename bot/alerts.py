@@ -1,0 +1,889 @@
+"""Alert threads: drain signals in, one Slack thread per incident out.
+
+Two halves:
+
+- Pure decisions. `decide(incident, observation, now, thresholds, ...)` says what the
+  next Incident is and which Slack effects follow (post the parent, update it, reply
+  in the thread). `after_post` / `post_failed` / `update_failed` / `reply_failed` fold
+  the outcome of those effects back in. No I/O, no clock: unit-tested with plain values.
+- `AlertEngine`, the thin I/O around them. The drain route calls `submit()` (cheap,
+  synchronous) and answers at once; a few worker tasks coalesce everything that arrived
+  for an app since they last looked, write the metric samples in one pipeline, then
+  load → decide → compare-and-set → act. A periodic `check()` moves incidents on when
+  no signal arrives: flushes a stale parent, retries a failed post, probes the role's
+  connections (Essential plans send no metrics) and resolves.
+
+Why compare-and-set rather than locks: every process decides from the same stored
+state and only one write per version wins, so exactly one process ever holds the
+"post the parent" claim of an incident — however many processes and signals race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.budget import plan_connection_limit
+from bot.config import Settings
+from bot.detect import Severity, Signal, classify
+from bot.errors import DatabaseError, DatabaseFull, HerokuError, PgconnError, StateUnavailable
+from bot.heroku import HerokuClient
+from bot.models import Database
+from bot.postgres import PostgresInspector
+from bot.render.alert import alert_blocks, alert_text, resolved_reply, severity_reply
+from bot.render.report import report_blocks, report_fallback_text
+from bot.render.text import escape
+from bot.report import build_report
+from bot.state.incidents import Incident, IncidentStore, worse
+from bot.state.metrics import MetricStore, Sample
+
+log = logging.getLogger(__name__)
+
+Reply = Literal["severity", "resolved"]
+
+# Heroku's primary database attachment: what DATABASE_URL points at, and what app
+# output means when it says "too many connections" without naming a database.
+PRIMARY_ATTACHMENT = "DATABASE"
+
+
+# --- pure: thresholds, observations, decisions ---------------------------------
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    warn_share: float = 0.80
+    critical_share: float = 0.95
+    resolve_after_s: float = 300.0
+    # chat.update of the parent at most this often, unless the severity changes.
+    update_interval_s: float = 5.0
+    # Thread replies at most this often: a flapping database must not flood the thread.
+    reply_interval_s: float = 60.0
+    # A post claimed but not finished after this long is retried by anyone (the
+    # poster died or hangs); longer than a report plus Slack's Retry-After waits.
+    post_timeout_s: float = 120.0
+    # Back-off after a failed post: 2, 4, 8 … seconds, at most this.
+    max_post_backoff_s: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Thresholds:
+        return cls(
+            warn_share=settings.alert_warn_share,
+            critical_share=settings.alert_critical_share,
+            resolve_after_s=float(settings.resolve_after_s),
+            update_interval_s=settings.alert_update_s,
+            reply_interval_s=settings.alert_reply_s,
+        )
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything learnt about one database since the last decision."""
+
+    fatal: int = 0  # refused-connection lines ("too many connections", reserved slots)
+    excerpt: str = ""  # the latest of them
+    role: str | None = None
+    readings: tuple[int, ...] = ()  # heroku-postgres active-connections samples, in order
+    probe: int | None = None  # the role's connections, counted by pgconn itself
+    probe_full: bool = False  # pgconn could not connect: the role is full
+    limit: int | None = None  # the plan's (or role's) connection limit, when known now
+
+    @property
+    def empty(self) -> bool:
+        return not (self.fatal or self.readings or self.probe is not None or self.probe_full)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    worst: Severity | None  # the worst non-OK severity seen, None when all was fine
+    bad_signals: int  # drain signals at or above warn (probes are not signals)
+    saw_ok: bool  # some reading was below the warn threshold
+
+
+def assess(obs: Observation, limit: int | None, t: Thresholds) -> Assessment:
+    worst: Severity | None = None
+    bad = 0
+    ok = False
+
+    def note(sev: Severity) -> None:
+        nonlocal worst
+        worst = sev if worst is None else worse(worst, sev)
+
+    if obs.fatal:
+        # A refusal means the role was at its limit at that moment, whatever the metrics say.
+        note(Severity.CRITICAL)
+        bad += obs.fatal
+    if obs.probe_full:
+        note(Severity.CRITICAL)
+    if limit:
+        for active in obs.readings:
+            sev = classify(active, limit, t.warn_share, t.critical_share)
+            if sev is Severity.OK:
+                ok = True
+            else:
+                bad += 1
+                note(sev)
+        if obs.probe is not None:
+            sev = classify(obs.probe, limit, t.warn_share, t.critical_share)
+            if sev is Severity.OK:
+                ok = True
+            else:
+                note(sev)
+    return Assessment(worst, bad, ok)
+
+
+@dataclass(frozen=True)
+class Decision:
+    state: Incident | None = None  # what to write; None: nothing changed
+    post: bool = False  # post the parent (this caller holds the post claim)
+    update: bool = False  # chat.update the parent
+    reply: Reply | None = None  # reply in the thread
+
+
+def _current(obs: Observation, limit: int | None, previous: int | None) -> int | None:
+    if obs.readings:
+        return obs.readings[-1]
+    if obs.probe is not None:
+        return obs.probe
+    if (obs.fatal or obs.probe_full) and limit:
+        return limit
+    return previous
+
+
+def new_incident_id(app: str, database: str, now: float, token: str) -> str:
+    return f"{app}:{database}:{int(now * 1000)}:{token[:6]}"
+
+
+def decide(
+    incident: Incident | None,
+    obs: Observation,
+    *,
+    app: str,
+    database: str,
+    now: float,
+    t: Thresholds,
+    token: str,
+    channel: str,
+) -> Decision:
+    """The next state of app+database's incident after `obs`, and the Slack effects to run.
+
+    `token` identifies the caller: if the decision says post, the stored incident
+    names this caller as the poster and nobody else will post until it reports back
+    (or `post_timeout_s` passes).
+    """
+    limit = obs.limit or (incident.limit if incident is not None else None)
+    a = assess(obs, limit, t)
+    current = _current(obs, limit, incident.current if incident is not None else None)
+
+    if incident is None or (incident.status == "resolved" and a.worst is not None):
+        if a.worst is None:
+            return Decision()
+        opened = Incident(
+            app=app,
+            database=database,
+            id=new_incident_id(app, database, now, token),
+            version=incident.version if incident is not None else 0,
+            status="open",
+            severity=a.worst,
+            peak=a.worst,
+            opened_at=now,
+            last_seen=now,
+            last_bad=now,
+            signals=a.bad_signals,
+            fatal=obs.fatal,
+            current=current,
+            limit=limit,
+            last_metric_at=now if obs.readings else None,
+            excerpt=obs.excerpt,
+            role=obs.role,
+            channel=channel,
+            poster=token,
+            poster_at=now,
+            told=a.worst,
+        )
+        return Decision(opened, post=True)
+
+    s = incident
+    if s.status == "resolved":
+        # A finished incident keeps its numbers; only its unfinished Slack business moves on.
+        return _follow_up(s, s, now, t, token, numbers_changed=False)
+    changes: dict[str, Any] = {"limit": limit, "current": current}
+    if obs.fatal or obs.readings:
+        changes["last_seen"] = now
+    if obs.readings:
+        changes["last_metric_at"] = now
+    if a.bad_signals:
+        changes["signals"] = s.signals + a.bad_signals
+    if obs.fatal:
+        changes["fatal"] = s.fatal + obs.fatal
+    if obs.excerpt:
+        changes["excerpt"] = obs.excerpt
+    if obs.role:
+        changes["role"] = obs.role
+    if a.worst is not None:
+        changes.update(last_bad=now, ok_since=None, severity=a.worst, peak=worse(s.peak, a.worst))
+    elif a.saw_ok and s.ok_since is None:
+        changes["ok_since"] = now
+    n = replace(s, **changes)
+    numbers_changed = (n.signals, n.current, n.limit, n.last_seen, n.ok_since) != (
+        s.signals,
+        s.current,
+        s.limit,
+        s.last_seen,
+        s.ok_since,
+    )
+
+    if a.worst is None and n.ok_since is not None and now - n.ok_since >= t.resolve_after_s:
+        n = replace(n, status="resolved", resolved_at=now)
+        if n.posted:
+            n = replace(n, told_resolved=True, last_update_at=now, dirty=False)
+            return Decision(n, update=True, reply="resolved")
+    return _follow_up(s, n, now, t, token, numbers_changed=numbers_changed)
+
+
+def _follow_up(
+    s: Incident, n: Incident, now: float, t: Thresholds, token: str, *, numbers_changed: bool
+) -> Decision:
+    """Slack business of `n` (whose previous state was `s`): post, redraw, reply, or nothing."""
+    post = update = False
+    reply: Reply | None = None
+    if not n.posted:
+        # Not in Slack yet: another poster is at work, or the last post failed.
+        claim_free = not n.poster or now - n.poster_at >= t.post_timeout_s
+        if claim_free and now >= n.next_post_at:
+            n = replace(n, poster=token, poster_at=now, told=n.severity, told_resolved=n.status == "resolved")
+            post = True
+    elif n.status == "open":
+        if n.severity != n.told and now - n.last_reply_at >= t.reply_interval_s:
+            reply = "severity"
+            n = replace(n, told=n.severity, last_reply_at=now)
+        redraw_due = now - n.last_update_at >= t.update_interval_s
+        if n.severity != s.severity or reply is not None or ((numbers_changed or n.dirty) and redraw_due):
+            update = True
+        elif numbers_changed:
+            n = replace(n, dirty=True)
+    elif n.dirty and now - n.last_update_at >= t.update_interval_s:
+        update = True  # resolved, but the last redraw failed
+    elif not n.told_resolved and now - n.last_reply_at >= t.reply_interval_s:
+        reply = "resolved"  # resolved, but the resolution reply failed
+        n = replace(n, told_resolved=True, last_reply_at=now)
+
+    if update:
+        n = replace(n, last_update_at=now, dirty=False)
+    if n == s:
+        return Decision()
+    return Decision(n, post=post, update=update, reply=reply)
+
+
+def after_post(
+    incident: Incident, drawn: Incident, *, ts: str, channel: str, now: float, used: int | None
+) -> Decision:
+    """Fold a successful parent post in. `drawn` is what the message shows; `incident` the latest.
+
+    `used` comes from the report built for the post: the freshest real count, unless a
+    metric sample arrived while the report was being built.
+    """
+    if incident.id != drawn.id or incident.posted:
+        return Decision()
+    changes: dict[str, Any] = dict(
+        ts=ts, channel=channel, poster="", post_failures=0, next_post_at=0.0, last_error="",
+        last_update_at=now, limit=incident.limit or drawn.limit,
+    )
+    if used is not None and (incident.last_metric_at is None or incident.last_metric_at <= drawn.poster_at):
+        changes["current"] = used
+    n = replace(incident, **changes)
+    reply: Reply | None = None
+    if n.status == "resolved" and drawn.status != "resolved":
+        # Resolved while the parent was being posted: the thread must hear it once.
+        n = replace(n, told_resolved=True, last_reply_at=now)
+        reply = "resolved"
+    if _shown(n) != _shown(drawn):
+        n = replace(n, dirty=True)
+    return Decision(n, update=n.dirty, reply=reply)
+
+
+def _shown(i: Incident) -> tuple[Any, ...]:
+    """What the parent message displays (a difference means it needs a redraw)."""
+    return (i.status, i.severity, i.signals, i.fatal, i.current, i.limit, i.ok_since)
+
+
+def post_failed(incident: Incident, posted: Incident, *, error: str, now: float, t: Thresholds) -> Decision:
+    """Give the post claim back, with back-off, so the next signal or check retries it."""
+    if incident.id != posted.id or incident.posted or incident.poster != posted.poster:
+        return Decision()
+    failures = incident.post_failures + 1
+    backoff = min(t.max_post_backoff_s, 2.0**failures)
+    return Decision(
+        replace(
+            incident,
+            poster="",
+            post_failures=failures,
+            next_post_at=now + backoff,
+            last_error=error[:200],
+        )
+    )
+
+
+def update_failed(incident: Incident, *, error: str) -> Decision:
+    return Decision(replace(incident, dirty=True, last_error=error[:200]))
+
+
+def reply_failed(incident: Incident, kind: Reply, *, told_before: Severity, error: str) -> Decision:
+    if kind == "resolved":
+        return Decision(replace(incident, told_resolved=False, last_error=error[:200]))
+    return Decision(replace(incident, told=told_before, last_error=error[:200]))
+
+
+# --- I/O: the engine -----------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    """Signals of one app that arrived since a worker last looked. Bounded in size."""
+
+    fatal: dict[str | None, int] = field(default_factory=dict)  # attachment (None: primary) → lines
+    excerpt: str = ""
+    role: str | None = None
+    samples: dict[str, list[Sample]] = field(default_factory=dict)  # add-on → samples
+    attempts: int = 0
+
+    MAX_SAMPLES = 2000  # per add-on; a burst beyond this keeps its newest part
+    MAX_ATTEMPTS = 5
+
+    @property
+    def size(self) -> int:
+        return sum(self.fatal.values()) + sum(len(v) for v in self.samples.values())
+
+    def add(self, signals: Sequence[Signal], now: float) -> None:
+        for i, sig in enumerate(signals):
+            if sig.kind == "metrics":
+                if sig.active is None:
+                    continue
+                key = sig.database or PRIMARY_ATTACHMENT
+                # Distinct scores keep every sample of one request in order.
+                self.samples.setdefault(key, []).append(Sample(now + i * 1e-6, sig.active, sig.waiting))
+            else:
+                self.fatal[sig.database] = self.fatal.get(sig.database, 0) + 1
+                self.excerpt = sig.excerpt
+                self.role = sig.role or self.role
+        for samples in self.samples.values():
+            if len(samples) > self.MAX_SAMPLES:
+                del samples[: len(samples) - self.MAX_SAMPLES]
+
+    def merge_newer(self, newer: _Pending) -> None:
+        for k, v in newer.fatal.items():
+            self.fatal[k] = self.fatal.get(k, 0) + v
+        self.excerpt = newer.excerpt or self.excerpt
+        self.role = newer.role or self.role
+        for k, samples in newer.samples.items():
+            mine = self.samples.setdefault(k, [])
+            mine.extend(samples)
+            if len(mine) > self.MAX_SAMPLES:
+                del mine[: len(mine) - self.MAX_SAMPLES]
+
+
+@dataclass
+class _Known:
+    databases: list[Database]
+    limits: dict[str, int | None]
+    config_vars: dict[str, str] | None
+    fetched_at: float
+
+
+class AlertEngine:
+    """Signals in, alert threads out. One per process; all processes share Redis."""
+
+    RESOLVE_CACHE_S = 300.0  # app → databases / plan limits / config vars
+    RETRY_DELAY_S = 1.0  # after Redis or something unexpected failed a batch
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        heroku: HerokuClient,
+        inspector: PostgresInspector,
+        slack: AsyncWebClient,
+        incidents: IncidentStore | None,
+        metrics: MetricStore | None,
+        thresholds: Thresholds | None = None,
+        tick_s: float | None = None,
+        workers: int = 4,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.heroku = heroku
+        self.inspector = inspector
+        self.slack = slack
+        self.incidents = incidents
+        self.metrics = metrics
+        self.t = thresholds or Thresholds.from_settings(settings)
+        # Often enough that resolution lands within a fifth of resolve_after of its due time.
+        if tick_s is None:
+            tick_s = settings.alert_tick_s or min(15.0, max(0.2, self.t.resolve_after_s / 5))
+        self.tick_s = tick_s
+        self.clock = clock
+        self.token = secrets.token_hex(8)  # this process, as a poster
+        self._n_workers = workers
+        self._pending: dict[str, _Pending] = {}
+        self._queued: set[str] = set()
+        self._running: set[str] = set()
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._settled = asyncio.Event()  # set when nothing is pending, queued or running
+        self._settled.set()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._known: dict[str, _Known] = {}
+        self._post_lock = asyncio.Lock()
+        self._last_post_at = 0.0
+        self.processed_batches = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.incidents is not None and self.metrics is not None and bool(self.settings.alert_channel)
+
+    @property
+    def why_disabled(self) -> str:
+        if not self.settings.alert_channel:
+            return "PGCONN_ALERT_CHANNEL is not set"
+        return "Redis is not configured (REDIS_URL)"
+
+    # -- inbound ---------------------------------------------------------------
+
+    def submit(self, app: str, signals: Sequence[Signal]) -> None:
+        """Hand over a request's signals. Never blocks: merged into the app's pending batch."""
+        if not signals:
+            return
+        pending = self._pending.get(app)
+        if pending is None:
+            pending = self._pending[app] = _Pending()
+        pending.add(signals, self.clock())
+        self._wake(app)
+
+    def _wake(self, app: str) -> None:
+        # One queue entry per app at most, and never for an app a worker is on (it
+        # re-queues itself when done): the queue is bounded by the number of apps.
+        if app in self._queued or app in self._running:
+            return
+        self._queued.add(app)
+        self._settled.clear()
+        self._queue.put_nowait(app)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._tasks:
+            return
+        if not self.enabled:
+            log.warning("automatic alerts are off: %s", self.why_disabled)
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._worker(), name=f"alerts-worker-{i}") for i in range(self._n_workers)
+        ]
+        self._tasks.append(loop.create_task(self._ticker(), name="alerts-tick"))
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Finish what was accepted (briefly), then stop."""
+        if self._tasks:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.idle(), grace_s)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self._pending:
+            log.warning("alerts stopped with unprocessed signals for %s", ", ".join(sorted(self._pending)))
+
+    async def idle(self) -> None:
+        """Wait until every submitted signal has been processed (for tests and shutdown)."""
+        await self._settled.wait()
+
+    async def _worker(self) -> None:
+        while True:
+            app = await self._queue.get()
+            self._queued.discard(app)
+            pending = self._pending.pop(app, None)
+            if pending is None:
+                if not (self._pending or self._running or self._queued):
+                    self._settled.set()
+                continue
+            self._running.add(app)
+            try:
+                await self.process(app, pending)
+                self.processed_batches += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep the signals and try again
+                self._failed(app, pending, exc)
+                await asyncio.sleep(self.RETRY_DELAY_S)
+            finally:
+                self._running.discard(app)
+            if app in self._pending:
+                self._wake(app)
+            if not (self._pending or self._running or self._queued):
+                self._settled.set()
+
+    def _failed(self, app: str, pending: _Pending, exc: Exception) -> None:
+        pending.attempts += 1
+        if pending.attempts >= pending.MAX_ATTEMPTS:
+            # Something that fails five times in a row will not heal by itself; say so loudly.
+            log.error("alerts for %s: dropped %d signals after %d failures (%s)",
+                      app, pending.size, pending.attempts, type(exc).__name__, exc_info=exc)
+            return
+        if isinstance(exc, StateUnavailable):
+            log.warning("alerts for %s delayed: %s", app, exc.message)
+        else:
+            log.warning("alerts for %s failed (%s); retrying", app, type(exc).__name__, exc_info=exc)
+        newer = self._pending.get(app)
+        if newer is not None:
+            pending.merge_newer(newer)
+        self._pending[app] = pending
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except StateUnavailable as exc:
+                log.warning("periodic alert check skipped: %s", exc.message)
+            except Exception:  # noqa: BLE001 - the loop must survive anything
+                log.exception("periodic alert check failed")
+
+    # -- resolving app → databases (cached) ------------------------------------
+
+    async def _app(self, app: str) -> _Known | None:
+        known = self._known.get(app)
+        if known is not None and self.clock() - known.fetched_at < self.RESOLVE_CACHE_S:
+            return known
+        try:
+            databases, config_vars = await asyncio.gather(
+                self.heroku.databases(app), self.heroku.config_vars(app)
+            )
+        except PgconnError as exc:
+            log.warning("could not resolve %s's databases for alerts: %s", app, exc.message)
+            return known  # a stale answer beats none
+        limits = {db.addon_name: plan_connection_limit(db.plan) for db in databases}
+        known = _Known(databases, limits, config_vars, self.clock())
+        self._known[app] = known
+        return known
+
+    def _database_key(self, known: _Known | None, attachment: str | None) -> str:
+        """The add-on name for app output (primary) or a Postgres log line's attachment."""
+        attachment = attachment or PRIMARY_ATTACHMENT
+        if known is None:
+            return attachment
+        for db in known.databases:
+            if db.attachment_name == attachment:
+                return db.addon_name
+        if attachment == PRIMARY_ATTACHMENT and known.databases:
+            return known.databases[0].addon_name
+        return attachment
+
+    async def _limit(self, app: str, known: _Known | None, database: str) -> int | None:
+        if known is None:
+            return None
+        if known.limits.get(database) is not None:
+            return known.limits[database]
+        for db in known.databases:
+            if db.addon_name == database:
+                try:
+                    info = await self.heroku.pg_info(db)
+                except HerokuError:
+                    return None
+                known.limits[database] = info.connections_limit
+                return info.connections_limit
+        return None
+
+    # -- processing a batch ----------------------------------------------------
+
+    async def process(self, app: str, pending: _Pending) -> None:
+        assert self.incidents is not None and self.metrics is not None
+        now = self.clock()
+        known = await self._app(app)
+        observations: dict[str, Observation] = {}
+        samples: dict[tuple[str, str], list[Sample]] = {}
+        for attachment, count in pending.fatal.items():
+            key = self._database_key(known, attachment)
+            prev = observations.get(key, Observation())
+            observations[key] = replace(
+                prev, fatal=prev.fatal + count, excerpt=pending.excerpt, role=pending.role
+            )
+        addons = {db.addon_name for db in known.databases} if known is not None else set()
+        for name, batch in pending.samples.items():
+            # Metrics name the add-on; a line with only `source=` names an attachment.
+            database = name if name in addons else self._database_key(known, name)
+            samples[(app, database)] = samples.get((app, database), []) + batch
+            prev = observations.get(database, Observation())
+            observations[database] = replace(prev, readings=prev.readings + tuple(s.active for s in batch))
+        await self.metrics.add(samples, now)
+        for database, obs in observations.items():
+            limit = await self._limit(app, known, database)
+            await self._step(app, database, replace(obs, limit=limit), now)
+
+    async def _step(self, app: str, database: str, obs: Observation, now: float) -> None:
+        """Load → decide → compare-and-set (retried on a lost race) → act."""
+        assert self.incidents is not None and self.settings.alert_channel
+        for _ in range(20):
+            incident = await self.incidents.load(app, database)
+            d = decide(
+                incident, obs, app=app, database=database, now=now, t=self.t, token=self.token,
+                channel=self.settings.alert_channel,
+            )
+            if d.state is None:
+                return
+            stored = await self.incidents.commit(incident, d.state)
+            if stored is not None:
+                if incident is None or incident.id != stored.id:
+                    log.info("incident opened: %s %s (%s)", app, database, stored.severity.value)
+                    if incident is not None and incident.needs_attention:
+                        log.warning("incident %s replaced before its thread was finished", incident.id)
+                await self._act(stored, d, before=incident)
+                return
+        log.warning("incident %s %s: too much contention, gave up on one batch", app, database)
+
+    async def _patch(
+        self, app: str, database: str, fn: Callable[[Incident], Decision]
+    ) -> tuple[Incident, Decision] | None:
+        assert self.incidents is not None
+        for _ in range(20):
+            incident = await self.incidents.load(app, database)
+            if incident is None:
+                return None
+            d = fn(incident)
+            if d.state is None:
+                return None
+            stored = await self.incidents.commit(incident, d.state)
+            if stored is not None:
+                return stored, d
+        return None
+
+    async def _act(self, incident: Incident, d: Decision, *, before: Incident | None) -> None:
+        if d.post:
+            await self._post_parent(incident)
+            return
+        if d.reply is not None:
+            await self._reply(incident, d.reply, told_before=before.told if before else Severity.OK)
+        if d.update:
+            await self._update_parent(incident)
+
+    # -- Slack effects -----------------------------------------------------------
+
+    async def _paced(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        # chat.postMessage allows about one message a second per channel; pacing here
+        # avoids most 429s, and the client's retry handler honours Retry-After for the rest.
+        async with self._post_lock:
+            wait = self._last_post_at + 1.0 - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                return await call()
+            finally:
+                self._last_post_at = time.monotonic()
+
+    async def _render(
+        self, incident: Incident, report: list[dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        assert self.incidents is not None and self.metrics is not None
+        now = self.clock()
+        samples = await self.metrics.recent(incident.app, incident.database, now)
+        if report is None:
+            report = await self.incidents.report(incident.id)
+        return alert_blocks(
+            incident,
+            samples=[s.active for s in samples],
+            report=report,
+            now=now,
+            resolve_after_s=self.t.resolve_after_s,
+        )
+
+    async def _post_parent(self, incident: Incident) -> None:
+        assert self.incidents is not None
+        used = limit = None
+        try:
+            report = await build_report(
+                self.heroku, self.inspector, incident.app, headroom=self.settings.budget_headroom
+            )
+            blocks = report_blocks(report, idle_after_s=self.settings.kill_idle_after_s)
+            used, limit = report.connections_used, report.connections_limit
+            log.debug("report for %s: %s", incident.app, report_fallback_text(report))
+        except PgconnError as exc:
+            # The alert matters more than the report: post it with the reason instead.
+            reason = f":x: The report could not be built: {escape(exc.message)}"
+            blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": reason}}]
+        await self.incidents.save_report(incident.id, blocks)
+        drawn = replace(
+            incident,
+            current=used if used is not None else incident.current,
+            limit=incident.limit or limit,
+        )
+        parent = await self._render(drawn, report=blocks)
+        try:
+            result = await self._paced(
+                lambda: self.slack.chat_postMessage(
+                    channel=incident.channel, text=alert_text(drawn), blocks=parent
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - Slack refusals and network errors alike
+            error = _describe(exc)
+            log.warning(
+                "alert thread for %s %s not posted (%s); will retry", incident.app, incident.database, error
+            )
+            await self._patch(
+                incident.app,
+                incident.database,
+                lambda cur: post_failed(cur, incident, error=error, now=self.clock(), t=self.t),
+            )
+            return
+        ts = str(result["ts"])
+        channel = str(result.get("channel") or incident.channel)
+        log.info("alert thread posted for %s %s: %s", incident.app, incident.database, ts)
+        done = await self._patch(
+            incident.app,
+            incident.database,
+            lambda cur: after_post(cur, drawn, ts=ts, channel=channel, now=self.clock(), used=used),
+        )
+        if done is not None:
+            stored, d = done
+            await self._act(stored, d, before=None)
+
+    async def _update_parent(self, incident: Incident) -> None:
+        try:
+            blocks = await self._render(incident)
+            await self.slack.chat_update(
+                channel=incident.channel, ts=incident.ts, text=alert_text(incident), blocks=blocks
+            )
+        except StateUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Slack refusals and network errors alike
+            error = _describe(exc)
+            log.warning("alert parent %s not updated (%s); will retry", incident.ts, error)
+            await self._patch(incident.app, incident.database, lambda cur: update_failed(cur, error=error))
+
+    async def _reply(self, incident: Incident, kind: Reply, *, told_before: Severity) -> None:
+        if kind == "resolved":
+            text = resolved_reply(incident, self.t.resolve_after_s)
+        else:
+            text = severity_reply(incident)
+        try:
+            await self._paced(
+                lambda: self.slack.chat_postMessage(
+                    channel=incident.channel, thread_ts=incident.ts, text=text
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - Slack or network: retried by the next check
+            error = _describe(exc)
+            log.warning("alert reply (%s) in %s not posted (%s); will retry", kind, incident.ts, error)
+            await self._patch(
+                incident.app,
+                incident.database,
+                lambda cur: reply_failed(cur, kind, told_before=told_before, error=error),
+            )
+
+    # -- the periodic check --------------------------------------------------------
+
+    async def check(self) -> None:
+        """One pass over every incident that still needs work, in whichever process opened it."""
+        if not self.enabled:
+            return
+        assert self.incidents is not None
+        for app, database in await self.incidents.active():
+            if app not in self.settings.apps:
+                continue
+            # One process per incident per tick: the probe costs a database connection.
+            if not await self.incidents.lease(app, database, self.token, self.tick_s * 0.8):
+                continue
+            incident = await self.incidents.load(app, database)
+            if incident is None:
+                continue
+            obs = Observation()
+            if incident.status == "open" and self._probe_due(incident):
+                obs = await self._probe(app, database)
+            await self._step(app, database, obs, self.clock())
+
+    def _probe_due(self, incident: Incident) -> bool:
+        # heroku-postgres metrics, when they come, are the better witness; probe only
+        # when they have not come lately (Essential plans never send them).
+        now = self.clock()
+        return incident.last_metric_at is None or now - incident.last_metric_at > self.t.resolve_after_s
+
+    async def _probe(self, app: str, database: str) -> Observation:
+        """The role's connections right now, counted over the app's own credentials."""
+        assert self.metrics is not None
+        known = await self._app(app)
+        if known is None or known.config_vars is None:
+            return Observation()
+        db = next((d for d in known.databases if d.addon_name == database), None)
+        dsn = known.config_vars.get(db.config_var) if db is not None else None
+        if not dsn:
+            return Observation()
+        limit = await self._limit(app, known, database)
+        try:
+            holders = await self.inspector.holders(dsn)
+        except DatabaseFull:
+            return Observation(probe_full=True, limit=limit)
+        except DatabaseError as exc:
+            log.info("probe of %s %s failed: %s", app, database, exc.message)
+            return Observation()
+        limit = holders.role_limit or limit
+        now = self.clock()
+        # Probes feed the sparkline too: on Essential plans they are the only numbers.
+        await self.metrics.add({(app, database): [Sample(now, holders.role_connections)]}, now)
+        return Observation(probe=holders.role_connections, limit=limit)
+
+    # -- messages from other alerting tools ---------------------------------------------
+
+    async def answer_mention(self, app: str, channel: str, message_ts: str, thread_ts: str) -> bool:
+        """Reply with the report in the thread of another tool's alert; once per message."""
+        assert self.incidents is not None
+        if not await self.incidents.claim_mention(channel, message_ts):
+            return False
+        try:
+            report = await build_report(
+                self.heroku, self.inspector, app, headroom=self.settings.budget_headroom
+            )
+            blocks = [
+                {
+                    "type": "context",
+                    "elements": [
+                        {
+                            "type": "mrkdwn",
+                            "text": f"pgconn saw this alert about `{app}` running out of database "
+                            "connections. Here is what the database says right now:",
+                        }
+                    ],
+                },
+                *report_blocks(report, idle_after_s=self.settings.kill_idle_after_s),
+            ][:50]
+            text = report_fallback_text(report)
+        except PgconnError as exc:
+            blocks = []
+            text = f"pgconn could not build a report for `{app}`: {escape(exc.message)}"
+        try:
+            await self._paced(
+                lambda: self.slack.chat_postMessage(
+                    channel=channel, thread_ts=thread_ts, text=text, blocks=blocks or None
+                )
+            )
+        except Exception:
+            # Let a redelivery (or the other process) try again rather than stay silent.
+            await self.incidents.release_mention(channel, message_ts)
+            raise
+        return True
+
+
+def _describe(exc: BaseException) -> str:
+    """Slack's error code, or the exception's class: short, and never a secret."""
+    if isinstance(exc, SlackApiError):
+        return f"Slack: {exc.response.get('error', 'unknown')}"
+    return type(exc).__name__
