@@ -44,6 +44,7 @@ def create_asgi(services: Services) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         services.spawn(keep_reserved(services), name="keep-reserved")
+        await services.alerts.start()
         yield
         await services.aclose()
 

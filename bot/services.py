@@ -19,12 +19,15 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.alerts import AlertEngine
 from bot.authz import Authoriser
 from bot.config import Settings
 from bot.heroku import HerokuClient
 from bot.postgres import PostgresInspector
 from bot.state import Redis, connect_redis
 from bot.state.actions import ActionLedger, AuditLog
+from bot.state.incidents import IncidentStore
+from bot.state.metrics import MetricStore
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ class Services:
     authoriser: Authoriser
     ledger: ActionLedger
     audit: AuditLog
+    alerts: AlertEngine
     _dsn_cache: dict[str, tuple[float, str | None]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -72,6 +76,7 @@ class Services:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def aclose(self) -> None:
+        await self.alerts.stop()
         for task in list(self._tasks):
             task.cancel()
         await self.inspector.close()
@@ -107,14 +112,24 @@ def build_services(settings: Settings) -> Services:
     )
     slack = slack_client(settings)
     redis = connect_redis(settings.redis_url) if settings.redis_url else None
+    inspector = PostgresInspector(statement_timeout_ms=settings.db_statement_timeout_ms)
+    alerts = AlertEngine(
+        settings,
+        heroku=heroku,
+        inspector=inspector,
+        slack=slack,
+        incidents=IncidentStore(redis) if redis is not None else None,
+        metrics=MetricStore(redis) if redis is not None else None,
+    )
     return Services(
         settings=settings,
         http=http,
         heroku=heroku,
-        inspector=PostgresInspector(statement_timeout_ms=settings.db_statement_timeout_ms),
+        inspector=inspector,
         slack=slack,
         redis=redis,
         authoriser=Authoriser(slack, users=settings.admin_users, groups=settings.admin_groups),
         ledger=ActionLedger(redis),
         audit=AuditLog(redis),
+        alerts=alerts,
     )

@@ -9,7 +9,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot.render.actions import ACTION_IDS
 from bot.services import Services
-from handlers import actions, http, slash
+from handlers import actions, drain, events, http, slash
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -23,10 +23,12 @@ def register(app: AsyncApp, services: Services) -> None:
     app.command("/pgconn")(slash.pgconn_command)
     for action_id in ACTION_IDS:
         app.action(action_id)(actions.remediation_button)
+    app.event("message")(events.message)
 
 
 def http_routes(services: Services) -> list[BaseRoute]:
     """Plain HTTP routes next to /slack/events."""
     return [
         Route("/healthz", http.healthz(services), methods=["GET"]),
+        Route("/drains/heroku/{app}", drain.heroku_drain(services), methods=["POST"]),
     ]

@@ -1,0 +1,97 @@
+"""`POST /drains/heroku/{app}`: a Heroku HTTPS log drain, answered as soon as it is parsed.
+
+Order of checks: credentials first (so a stranger cannot learn which apps exist),
+then the app, then the size and framing. Parsing and detection are cheap and run
+here; everything that talks to Redis, Heroku or Slack runs after the response, in
+the alert engine's workers (logplex waits for our answer before sending more).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from bot.detect import detect_all
+from bot.drain import MAX_BODY_BYTES, check_body_size, parse_frames
+from bot.errors import MalformedFrame
+from bot.services import Services
+from handlers.http import Endpoint
+
+log = logging.getLogger(__name__)
+
+_CHALLENGE = {"WWW-Authenticate": 'Basic realm="pgconn log drain"'}
+
+
+def drain_password(authorization: str | None) -> str | None:
+    """The password of an HTTP Basic `Authorization` header, or None when there is none."""
+    if not authorization:
+        return None
+    scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return password if sep else None
+
+
+def authorised(authorization: str | None, token: str | None) -> bool:
+    if not token:
+        return False  # PGCONN_DRAIN_TOKEN unset: the route accepts nothing
+    password = drain_password(authorization)
+    # Constant time: the comparison must not tell an attacker how much of a guess was right.
+    return password is not None and hmac.compare_digest(password.encode(), token.encode())
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or None once it grows past MAX_BODY_BYTES (a chunked body has no Content-Length)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def heroku_drain(services: Services) -> Endpoint:
+    settings = services.settings
+    alerts = services.alerts
+
+    async def endpoint(request: Request) -> Response:
+        if not authorised(request.headers.get("authorization"), settings.drain_token):
+            return PlainTextResponse("unauthorised\n", status_code=401, headers=_CHALLENGE)
+        app = request.path_params["app"]
+        if app not in settings.apps:
+            return PlainTextResponse("unknown app\n", status_code=404)
+        if not alerts.enabled:
+            # Accepting lines nobody will act on would hide the misconfiguration.
+            return PlainTextResponse(f"alerts are off: {alerts.why_disabled}\n", status_code=503)
+        length = request.headers.get("content-length", "")
+        try:
+            if length.isdigit():
+                check_body_size(int(length))
+        except MalformedFrame as exc:
+            return PlainTextResponse(exc.message + "\n", status_code=413)
+        body = await _read_body(request)
+        if body is None:
+            return PlainTextResponse(f"body exceeds {MAX_BODY_BYTES} bytes\n", status_code=413)
+        try:
+            lines = parse_frames(body)
+        except MalformedFrame as exc:
+            log.info("drain %s: malformed body (%s)", app, exc.message)
+            return PlainTextResponse(exc.message + "\n", status_code=400)
+        signals = detect_all(lines)
+        if signals:
+            alerts.submit(app, signals)
+        return Response(status_code=204)
+
+    return endpoint
