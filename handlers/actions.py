@@ -16,7 +16,8 @@ def _click(body: dict[str, Any], action: dict[str, Any]) -> clicks.Click:
     message = body.get("message") or {}
     return clicks.Click(
         action_id=str(action.get("action_id", "")),
-        value=str(action.get("value") or ""),
+        # Buttons carry `value`; the restart overflow menu carries the chosen option's value.
+        value=str(action.get("value") or (action.get("selected_option") or {}).get("value") or ""),
         user_id=str((body.get("user") or {}).get("id", "")),
         channel_id=str((body.get("channel") or {}).get("id") or container.get("channel_id") or ""),
         message_ts=str(container.get("message_ts") or message.get("ts") or "") or None,

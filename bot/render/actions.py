@@ -107,3 +107,38 @@ def remediation_actions(
             ),
         ],
     }
+
+
+def restart_type_menu(app: str, process_types: list[tuple[str, int]]) -> dict[str, Any] | None:
+    """Restart one process type: an overflow menu on the same public action id.
+
+    Slack's overflow takes 2–5 options; with a single process type "Restart dynos" already
+    is that restart, so no menu.
+    """
+    running = [(t, n) for t, n in process_types if n > 0][:5]
+    if len(running) < 2:
+        return None
+    return {
+        "type": "section",
+        "block_id": "pgconn.restart_type",
+        "text": {"type": "mrkdwn", "text": "Restart only one process type:"},
+        "accessory": {
+            "type": "overflow",
+            "action_id": RESTART,
+            "options": [
+                {"text": _plain(f"Restart {t} ({plural(n, 'dyno')})", 75), "value": f"{app}:{t}"}
+                for t, n in running
+            ],
+            "confirm": {
+                "title": _plain("Restart dynos?", 100),
+                "text": {
+                    "type": "plain_text",
+                    "text": f"Restart the chosen process type of {app}. "
+                    "Its connections close and reopen as the dynos boot.",
+                },
+                "confirm": _plain("Restart", 30),
+                "deny": _plain("Cancel", 30),
+                "style": "danger",
+            },
+        },
+    }

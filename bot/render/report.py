@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.models import Holders, HoldersUnavailable
-from bot.render.actions import remediation_actions
+from bot.render.actions import remediation_actions, restart_type_menu
 from bot.render.budget import verdict_line
 from bot.render.text import MAX_TEXT, bar, code, duration, escape, plural, truncate
 from bot.report import Report
@@ -137,6 +137,9 @@ def report_blocks(
                 pgbouncer_pool=report.budget.pgbouncer_pool_size if report.budget else None,
             )
         )
+        menu = restart_type_menu(report.app, [(p.type, p.quantity) for p in report.formation])
+        if menu is not None:
+            blocks.append(menu)
     return blocks
 
 

@@ -223,3 +223,17 @@ async def test_same_click_ten_times_on_two_processes_runs_once(system: System) -
         assert json.dumps(records[0][1].get(b"action", b"").decode()) == '"pgconn.killall"'
     finally:
         second.stop()
+
+
+async def test_restart_of_one_process_type_leaves_the_others_connected(system: System) -> None:
+    report = await post_report(system)
+    menu = next(b for b in report.blocks if b.get("block_id") == "pgconn.restart_type")
+    values = [o["value"] for o in menu["accessory"]["options"]]
+    assert values == ["my-app:web", "my-app:worker"]
+    system.load.open(3, "web.1")
+    system.load.open(2, "worker.1")
+    await click(system, report, "pgconn.restart", value="my-app:worker")
+    (reply,) = await thread_reply(system, report, "Restart dynos")
+    assert "restarted 1 worker dyno" in reply.text
+    assert system.load.alive() == 3
+    assert [r.path for r in system.heroku.requests if r.method == "DELETE"] == ["/apps/my-app/dynos/worker"]
