@@ -10,6 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import watching
 from bot.commands import HELP, Command, CommandError, parse_command
+from bot.diagnosis import advice
 from bot.errors import PgconnError
 from bot.messaging import post_in_channel, tell
 from bot.render.audit import audit_text
@@ -99,10 +100,23 @@ async def _unwatch(
     await tell(respond, await watching.unwatch(services.heroku, cmd.app, services.settings.public_url))
 
 
+async def _diagnose(
+    services: Services, cmd: Command, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    assert cmd.app is not None
+    report = await build_report(
+        services.heroku, services.inspector, cmd.app, headroom=services.settings.budget_headroom
+    )
+    blocks = report_blocks(report, idle_after_s=services.settings.kill_idle_after_s, advice=advice(report))
+    await post_in_channel(
+        client, respond, channel=command["channel_id"], text=report_fallback_text(report), blocks=blocks
+    )
+
+
 VERB_HANDLERS: dict[str, Any] = {
     "help": _help,
     "report": _report,
-    "diagnose": _report,
+    "diagnose": _diagnose,
     "budget": _budget,
     "audit": _audit,
     "watch": _watch,

@@ -78,7 +78,7 @@ def holders_text(holders: Holders, top: int = TOP_HOLDERS) -> str:
 
 
 def report_blocks(
-    report: Report, *, idle_after_s: int = 60, with_actions: bool = True
+    report: Report, *, idle_after_s: int = 60, with_actions: bool = True, advice: list[str] | None = None
 ) -> list[dict[str, Any]]:
     db = report.database
     blocks: list[dict[str, Any]] = [
@@ -119,6 +119,8 @@ def report_blocks(
         )
     if report.notes:
         blocks.append(_context(" · ".join(escape(n) for n in report.notes)))
+    if advice:
+        blocks.append(_section("*What to do*\n" + "\n".join(f"• {tip}" for tip in advice)))
     if with_actions:
         idle = None
         role_total = None
@@ -141,6 +143,11 @@ def report_blocks(
         if menu is not None:
             blocks.append(menu)
     return blocks
+
+
+def advice_blocks(tips: list[str]) -> list[dict[str, Any]]:
+    """`diagnose`: the advice as one section, before the buttons."""
+    return [{"type": "divider"}, _section("*What to do*\n" + "\n".join(f"• {t}" for t in tips))]
 
 
 def report_fallback_text(report: Report) -> str:

@@ -85,3 +85,46 @@ def test_full_role_report_says_why_holders_are_missing_and_keeps_kill_all() -> N
     actions = [b for b in blocks if b["type"] == "actions"][0]
     killall = next(e for e in actions["elements"] if e["action_id"] == "pgconn.killall")
     assert "Terminate 20 connections of my-app's database role" in killall["confirm"]["text"]["text"]
+
+
+def test_diagnose_advice_names_the_problems_in_the_numbers() -> None:
+    from bot.diagnosis import advice
+
+    stuck = HolderGroup("worker.1", "u1", "10.0.0.1", 20, 0, 15, 5, 0, 400.0, 900.0)
+    held = Holders(
+        role="u1",
+        role_limit=20,
+        max_connections=500,
+        role_connections=20,
+        server_connections=20,
+        groups=(stuck,),
+        state_counts={"active": 0, "idle": 15, "idle in transaction": 5, "other": 0},
+        oldest_idle_s=400.0,
+        longest_idle_in_tx_s=900.0,
+    )
+    over = Report(
+        app="my-app",
+        database=DB,
+        pg_info=INFO,
+        holders=held,
+        formation=FORMATION * 3,
+        budget=connection_budget((ProcessType("web", 8, "gunicorn app.wsgi -w 3"),), {}, 20),
+    )
+    tips = advice(over)
+    text = "\n".join(tips)
+    assert "at its limit (20/20)" in text
+    assert "idle in transaction* for 900s" in text
+    assert "15 of 20 connections are idle" in text
+    assert "*will* hit the limit" in text
+    blocks = report_blocks(over, advice=tips)
+    assert "*What to do*" in blocks_text(blocks)
+    assert blocks[-1]["type"] in ("actions", "section")
+    calm = Report(
+        app="my-app",
+        database=DB,
+        pg_info=None,
+        holders=holders([group("web.1", 2)]),
+        budget=connection_budget(FORMATION[:0], {}, 20),
+        formation=(),
+    )
+    assert advice(calm) == ["Nothing looks wrong: connections are well under the limit and the budget fits."]

@@ -153,3 +153,18 @@ async def test_heroku_401_says_the_key_is_wrong_without_showing_it(system: Syste
     text = await ephemeral_text(system)
     assert "HEROKU_API_KEY" in text
     assert API_KEY not in text
+
+
+async def test_diagnose_posts_the_report_with_what_to_do(system: System) -> None:
+    system.load.open(12, "web.1")
+    await system.slack.send_slash_command("my-app diagnose", user_id=ADMIN, channel_id=OPS_CHANNEL)
+    text = blocks_text((await report_message(system)).blocks)
+    assert "*What to do*" in text and "12 of 13 connections are idle" in text
+
+
+async def test_budget_command_posts_the_full_table(system: System) -> None:
+    await system.slack.send_slash_command("my-app budget", user_id=ADMIN, channel_id=OPS_CHANNEL)
+    text = blocks_text((await report_message(system)).blocks)
+    assert "Connection budget — my-app" in text
+    assert "3 dynos × 3 gunicorn workers" in text
+    assert "celery" in text
