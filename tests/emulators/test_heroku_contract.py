@@ -31,8 +31,9 @@ from sandbox.load import ConnectionLoad
 from sandbox.servers import LocalPostgres
 from tests.support import API_KEY, APP_ROLE, ROLE_LIMIT, role_backends, terminate_role
 
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "shared" / "contracts" / \
-    "heroku-platform-api.schema.json"
+# A vendored copy of ../shared/contracts (CI clones the repo alone); test_contracts_copy.py
+# checks it still matches the shared original whenever that is present.
+SCHEMA_PATH = Path(__file__).resolve().parent / "contracts" / "heroku-platform-api.schema.json"
 APP = "shop-api"
 FORMATION = [
     {"type": "web", "quantity": 3, "command": "gunicorn app:app -w 3", "size": "basic"},
