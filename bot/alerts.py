@@ -288,8 +288,9 @@ def after_post(
 ) -> Decision:
     """Fold a successful parent post in. `drawn` is what the message shows; `incident` the latest.
 
-    `used` comes from the report built for the post: the freshest real count, unless a
-    metric sample arrived while the report was being built.
+    `used` comes from the report built for the post: the real count when the drain gave
+    none (refusals only); heroku-postgres samples, when there are any, stay the authority
+    so the parent and its sparkline speak of one measure.
     """
     if incident.id != drawn.id or incident.posted:
         return Decision()
@@ -297,7 +298,7 @@ def after_post(
         ts=ts, channel=channel, poster="", post_failures=0, next_post_at=0.0, last_error="",
         last_update_at=now, limit=incident.limit or drawn.limit,
     )
-    if used is not None and (incident.last_metric_at is None or incident.last_metric_at <= drawn.poster_at):
+    if used is not None and incident.last_metric_at is None:
         changes["current"] = used
     n = replace(incident, **changes)
     reply: Reply | None = None
@@ -440,8 +441,8 @@ class AlertEngine:
         self._settled.set()
         self._tasks: list[asyncio.Task[Any]] = []
         self._known: dict[str, _Known] = {}
-        self._post_lock = asyncio.Lock()
-        self._last_post_at = 0.0
+        self._post_locks: dict[str, asyncio.Lock] = {}
+        self._last_post_at: dict[str, float] = {}
         self.processed_batches = 0
 
     @property
@@ -679,17 +680,17 @@ class AlertEngine:
 
     # -- Slack effects -----------------------------------------------------------
 
-    async def _paced(self, call: Callable[[], Awaitable[Any]]) -> Any:
+    async def _paced(self, channel: str, call: Callable[[], Awaitable[Any]]) -> Any:
         # chat.postMessage allows about one message a second per channel; pacing here
         # avoids most 429s, and the client's retry handler honours Retry-After for the rest.
-        async with self._post_lock:
-            wait = self._last_post_at + 1.0 - time.monotonic()
+        async with self._post_locks.setdefault(channel, asyncio.Lock()):
+            wait = self._last_post_at.get(channel, 0.0) + 1.0 - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
             try:
                 return await call()
             finally:
-                self._last_post_at = time.monotonic()
+                self._last_post_at[channel] = time.monotonic()
 
     async def _render(
         self, incident: Incident, report: list[dict[str, Any]] | None = None
@@ -722,14 +723,19 @@ class AlertEngine:
             reason = f":x: The report could not be built: {escape(exc.message)}"
             blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": reason}}]
         await self.incidents.save_report(incident.id, blocks)
+        if used is not None and incident.last_metric_at is None and self.metrics is not None:
+            # The report's count is a sample too (the only one so far on Essential plans).
+            now = self.clock()
+            await self.metrics.add({(incident.app, incident.database): [Sample(now, used)]}, now)
         drawn = replace(
             incident,
-            current=used if used is not None else incident.current,
+            current=used if used is not None and incident.last_metric_at is None else incident.current,
             limit=incident.limit or limit,
         )
         parent = await self._render(drawn, report=blocks)
         try:
             result = await self._paced(
+                incident.channel,
                 lambda: self.slack.chat_postMessage(
                     channel=incident.channel, text=alert_text(drawn), blocks=parent
                 )
@@ -777,6 +783,7 @@ class AlertEngine:
             text = severity_reply(incident)
         try:
             await self._paced(
+                incident.channel,
                 lambda: self.slack.chat_postMessage(
                     channel=incident.channel, thread_ts=incident.ts, text=text
                 )
@@ -828,15 +835,19 @@ class AlertEngine:
         if not dsn:
             return Observation()
         limit = await self._limit(app, known, database)
+        now = self.clock()
         try:
             holders = await self.inspector.holders(dsn)
         except DatabaseFull:
+            # Not even one slot for pgconn: the role is at its limit, which is a number too.
+            if limit:
+                await self.metrics.add({(app, database): [Sample(now, limit)]}, now)
             return Observation(probe_full=True, limit=limit)
         except DatabaseError as exc:
             log.info("probe of %s %s failed: %s", app, database, exc.message)
             return Observation()
-        limit = holders.role_limit or limit
-        now = self.clock()
+        # The plan's limit is what Heroku enforces and shows; the role's own is the fallback.
+        limit = limit or holders.role_limit
         # Probes feed the sparkline too: on Essential plans they are the only numbers.
         await self.metrics.add({(app, database): [Sample(now, holders.role_connections)]}, now)
         return Observation(probe=holders.role_connections, limit=limit)
@@ -871,6 +882,7 @@ class AlertEngine:
             text = f"pgconn could not build a report for `{app}`: {escape(exc.message)}"
         try:
             await self._paced(
+                channel,
                 lambda: self.slack.chat_postMessage(
                     channel=channel, thread_ts=thread_ts, text=text, blocks=blocks or None
                 )

@@ -103,16 +103,21 @@ def _summary(incident: Incident, now: float, resolve_after_s: float) -> str:
 
 
 def _report_part(report: Sequence[dict[str, Any]], *, with_actions: bool) -> list[dict[str, Any]]:
-    # The report's own header repeats ours; a resolved incident's buttons would act on a
-    # state that no longer exists, so they go (the slash command gives fresh ones).
+    # The report's own header and connections line repeat ours; a resolved incident's
+    # buttons would act on a state that no longer exists, so they go (the slash command
+    # gives fresh ones).
     out = []
     for block in report:
         if block.get("type") == "header":
             continue
+        if str((block.get("text") or {}).get("text", "")).startswith("*Connections:*"):
+            continue  # the parent's own line above is live; the report's is from the first post
         if not with_actions and block.get("block_id") == ACTIONS_BLOCK_ID:
             continue
         if not with_actions and block.get("type") == "actions":
             continue
+        if not with_actions and (block.get("accessory") or {}).get("type") not in (None, "image"):
+            continue  # e.g. "Restart only one process type:" with its menu
         out.append(block)
     return out
 

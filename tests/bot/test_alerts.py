@@ -161,12 +161,14 @@ def test_after_post_records_the_thread_and_redraws_only_if_something_moved() -> 
     assert after_post(replace(first, ts="9.9"), first, ts="1.2", channel=CH, now=T0, used=None) == Decision()
 
 
-def test_report_count_does_not_override_a_newer_metric_sample() -> None:
+def test_report_count_does_not_override_metric_samples() -> None:
     first = step(None, readings(17), T0).state
     assert first is not None
+    d = after_post(first, first, ts="1.2", channel=CH, now=T0 + 1, used=12)
+    assert d.state is not None and d.state.current == 17
     newer = replace(first, current=19, last_metric_at=T0 + 0.5)
     d = after_post(newer, first, ts="1.2", channel=CH, now=T0 + 1, used=12)
-    assert d.state is not None and d.state.current == 19
+    assert d.state is not None and d.state.current == 19 and d.update
 
 
 # --- updates and replies -------------------------------------------------------------
