@@ -237,3 +237,22 @@ async def test_restart_of_one_process_type_leaves_the_others_connected(system: S
     assert "restarted 1 worker dyno" in reply.text
     assert system.load.alive() == 3
     assert [r.path for r in system.heroku.requests if r.method == "DELETE"] == ["/apps/my-app/dynos/worker"]
+
+
+async def test_a_running_action_on_the_app_blocks_another_and_the_click_can_be_retried(
+    system: System,
+) -> None:
+    import redis
+
+    store = redis.Redis.from_url(system.redis_url)
+    store.set("pgconn:lock:my-app", "held-by-another-process", ex=60)
+    report = await post_report(system)
+    system.load.open(4, "web.1")
+    await click(system, report, "pgconn.killall")
+    assert "another pgconn action is still running on my-app" in await ephemeral(system, "not run")
+    assert system.load.alive() == 4
+    store.delete("pgconn:lock:my-app")
+    # Nothing ran, so the same button works once the other action is done.
+    await click(system, report, "pgconn.killall")
+    (reply,) = await thread_reply(system, report, "Kill all")
+    assert "terminated 4 of 4" in reply.text and system.load.alive() == 0
