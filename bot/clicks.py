@@ -19,7 +19,7 @@ from bot.errors import ActionBusy, AlreadyDone, PgconnError, StateUnavailable
 from bot.models import Dyno
 from bot.remediation import Outcome, dyno_progress
 from bot.render import actions as ids
-from bot.render.text import escape
+from bot.render.text import escape, inert
 from bot.services import Services
 from bot.state.actions import AuditRecord
 
@@ -85,7 +85,7 @@ async def execute(services: Services, click: Click, tell: Tell) -> Outcome | Non
         outcome = await _run(services, click, app, process_type)
     except PgconnError as exc:
         log.warning("%s on %s failed: %s", click.action_id, app, exc.message)
-        outcome = Outcome(ok=False, changed=False, summary=f"failed: {exc.message}")
+        outcome = Outcome(ok=False, changed=False, summary=f"failed: {inert(exc.message)}")
     finally:
         await services.ledger.unlock(app, token)
     await services.ledger.finish(claim, done=outcome.changed or outcome.ok)

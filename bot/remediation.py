@@ -18,6 +18,7 @@ from bot.errors import DatabaseError, DatabaseFull, HerokuError, NoDatabase
 from bot.heroku import HerokuClient
 from bot.models import AppContext, Dyno, ProcessType
 from bot.postgres import PostgresInspector
+from bot.render.text import code, inert
 from bot.report import load_app_context
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ async def kill_all(heroku: HerokuClient, inspector: PostgresInspector, app: str)
 async def restart(heroku: HerokuClient, app: str, process_type: str | None) -> Outcome:
     formation = await heroku.formation(app)
     if process_type and process_type not in {p.type for p in formation}:
-        return Outcome(ok=False, changed=False, summary=f"{app} has no `{process_type}` process type")
+        return Outcome(ok=False, changed=False, summary=f"{app} has no {code(process_type, 40)} process type")
     dynos = sum(p.quantity for p in formation if process_type in (None, p.type))
     await heroku.restart(app, process_type)
     what = f"{dynos} {process_type + ' ' if process_type else ''}dyno{'s' if dynos != 1 else ''}"
@@ -169,7 +170,7 @@ async def add_pgbouncer(heroku: HerokuClient, app: str, headroom: int) -> Outcom
         return Outcome(
             ok=True,
             changed=False,
-            summary=f"PgBouncer is already installed on {app} ({', '.join(current)}); changed nothing",
+            summary=f"PgBouncer is already installed on {app} ({inert(', '.join(current))}); changed nothing",
         )
     wanted = [PGBOUNCER_BUILDPACK, *current]
     done: list[str] = []
@@ -177,8 +178,8 @@ async def add_pgbouncer(heroku: HerokuClient, app: str, headroom: int) -> Outcom
     try:
         after = await heroku.set_buildpacks(app, wanted)
     except HerokuError as exc:
-        return Outcome(ok=False, changed=False, summary=f"nothing changed: {exc.message}")
-    done.append(f"buildpacks are now {', '.join(after)}")
+        return Outcome(ok=False, changed=False, summary=f"nothing changed: {inert(exc.message)}")
+    done.append(f"buildpacks are now {inert(', '.join(after))}")
     pool = budget.pgbouncer_pool_size if budget else None
     changes: dict[str, str | None] = dict(budget.pgbouncer_config_vars) if budget and pool else {}
     try:
@@ -187,11 +188,13 @@ async def add_pgbouncer(heroku: HerokuClient, app: str, headroom: int) -> Outcom
             done.append(", ".join(f"{k}={v}" for k, v in changes.items()))
     except HerokuError as exc:
         not_done.append(
-            f"config vars not set ({exc.message}): set {', '.join(f'{k}={v}' for k, v in changes.items())}"
+            f"config vars not set ({inert(exc.message)}): "
+            f"set {', '.join(f'{k}={v}' for k, v in changes.items())}"
         )
     details = [
         "Change the Procfile so each process starts behind PgBouncer, then deploy:",
-        "```\n" + "\n".join(procfile_lines(context.formation)) + "\n```",
+        # Commands come from the app's formation: inert, and unable to close the code block.
+        "```\n" + inert("\n".join(procfile_lines(context.formation))).replace("```", "`\u200b``") + "\n```",
     ]
     frameworks = sorted(budget.frameworks) if budget else []
     advice = [PREPARED_STATEMENTS_ADVICE[f] for f in frameworks if f in PREPARED_STATEMENTS_ADVICE]
@@ -221,9 +224,12 @@ async def _server_pooling(heroku: HerokuClient, context: AppContext) -> Outcome:
     name = str(attachment.get("name") or "DATABASE_CONNECTION_POOL")
     return Outcome(
         ok=True,
-        summary=f"enabled Heroku's connection pooling on {context.database.addon_name} "
+        summary=f"enabled Heroku's connection pooling on {inert(context.database.addon_name)} "
         "(this plan supports it, so no buildpack is needed)",
-        details=(f"Switch the app from `{context.database.config_var}` to `{name}_URL`, then restart.",),
+        details=(
+            f"Switch the app from {code(context.database.config_var)} to {code(name + '_URL')}, "
+            "then restart.",
+        ),
     )
 
 

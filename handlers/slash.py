@@ -16,6 +16,7 @@ from bot.messaging import post_in_channel, tell
 from bot.render.audit import audit_text
 from bot.render.budget import budget_blocks, budget_fallback_text
 from bot.render.report import report_blocks, report_fallback_text
+from bot.render.text import inert
 from bot.report import app_budget, build_report
 from bot.services import Services
 
@@ -37,7 +38,7 @@ async def pgconn_command(
         await VERB_HANDLERS[parsed.verb](services, parsed, command, respond, client)
     except PgconnError as exc:
         log.warning("/pgconn %s %s failed: %s", parsed.verb, parsed.app, type(exc).__name__)
-        await tell(respond, f":x: {exc.message}")
+        await tell(respond, f":x: {inert(exc.message)}")
 
 
 async def _help(

@@ -25,6 +25,14 @@ def escape(text: object) -> str:
     return "".join(c if c >= " " or c == "\n" else " " for c in s)
 
 
+def inert(text: object) -> str:
+    """Outside text inside one of pgconn's own sentences (an error message from Heroku or
+    Postgres, a buildpack name): no pings and no links, since &, < and > are escaped.
+    Formatting characters are kept so names like HEROKU_API_KEY read as written."""
+    s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "".join(c if c >= " " or c == "\n" else " " for c in s)
+
+
 def code(text: object, limit: int = 60) -> str:
     """Outside text shown inline as code; backticks cannot escape it."""
     s = truncate(str(text).replace("`", "'"), limit)
