@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,15 @@ class ConnectionLoad:
             opened += 1
         return opened
 
+    def open_reporting(self, count: int, application_name: str) -> tuple[int, list[str]]:
+        """Like `open`, also returning the refusals this call got (to ship as that dyno's log lines)."""
+        with self._lock:
+            before = len(self.failures)
+        opened = self.open(count, application_name=application_name)
+        with self._lock:
+            # Calls from other threads may interleave; each failure is reported once either way.
+            return opened, self.failures[before:]
+
     def alive(self) -> int:
         """How many held connections the server still has (terminated ones are dropped)."""
         live: list[psycopg.Connection[Any]] = []
@@ -71,3 +81,93 @@ class ConnectionLoad:
 def _busy(conn: psycopg.Connection[Any]) -> None:
     with contextlib.suppress(Exception):
         conn.execute("SELECT pg_sleep(30)")
+
+
+@dataclass(frozen=True)
+class TrafficTarget:
+    """`clients` app threads of one dyno, connecting to `dsn` (a dyno's PgBouncer)."""
+
+    dsn: str
+    application_name: str
+    clients: int
+
+
+@dataclass
+class PooledTraffic:
+    """App threads running short transactions through a pooler, until stopped.
+
+    Each client holds its own client connection (as an app thread does) and runs
+    `SELECT pg_sleep(query_s)` then pauses `pause_s`, so a transaction-mode pooler can
+    hand its few server connections from client to client. Connections are made with
+    `prepare_threshold=None`: psycopg 3 would otherwise prepare repeated statements,
+    which transaction pooling cannot keep (the advice pgconn gives with PgBouncer).
+    Threads are daemons and stop on `stop()`; errors are counted and the client reconnects.
+    """
+
+    targets: list[TrafficTarget]
+    query_s: float = 0.05
+    pause_s: float = 0.05
+    queries: int = 0
+    errors: list[str] = field(default_factory=list)
+    _connected: set[int] = field(default_factory=set)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def clients(self) -> int:
+        return sum(t.clients for t in self.targets)
+
+    @property
+    def connected(self) -> int:
+        with self._lock:
+            return len(self._connected)
+
+    def start(self) -> None:
+        n = 0
+        for target in self.targets:
+            for _ in range(target.clients):
+                thread = threading.Thread(
+                    target=self._client, args=(n, target), name=f"traffic:{target.application_name}:{n}",
+                    daemon=True,
+                )
+                self._threads.append(thread)
+                thread.start()
+                n += 1
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.connected >= self.clients:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def _client(self, n: int, target: TrafficTarget) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(
+                    target.dsn, application_name=target.application_name, autocommit=True,
+                    connect_timeout=5, prepare_threshold=None,
+                ) as conn:
+                    with self._lock:
+                        self._connected.add(n)
+                    while not self._stop.is_set():
+                        conn.execute("SELECT pg_sleep(%s)", (self.query_s,))
+                        with self._lock:
+                            self.queries += 1
+                        self._stop.wait(self.pause_s)
+            except psycopg.Error as exc:
+                with self._lock:
+                    self._connected.discard(n)
+                    self.errors.append(str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc))
+                    del self.errors[:-50]
+                self._stop.wait(0.5)
+        with self._lock:
+            self._connected.discard(n)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,175 @@
+"""The seed story, end to end, in a real browser against `python -m bot --sandbox`.
+
+Ask for a report → exhaust the role's connections (Postgres refuses for real, the refusals
+reach pgconn through its log drain) → the alert thread opens → Kill all, as an admin,
+through the confirm dialog → the connections are gone → Add PgBouncer → the release starts
+a real PgBouncer per dyno, 40 app threads share a few server connections, the role stays
+under its limit. Every number asserted is read from Postgres or PgBouncer themselves.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+
+from tests.sandbox.conftest import ARTIFACTS, RunningSandbox
+
+T = TypeVar("T")
+
+WAIT_S = 20.0
+
+
+def wait_until(what: str, probe: Callable[[], T | None], timeout: float = WAIT_S) -> T:
+    """Poll until `probe` returns something truthy; fail saying what did not happen."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while True:
+        last = probe()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what} (last: {last!r})")
+        time.sleep(0.1)
+
+
+def role_backends(sandbox: RunningSandbox) -> dict[str, int]:
+    """application_name → backends of the app's role, from the real pg_stat_activity."""
+    pg = sandbox.state()["postgres"]
+    with psycopg.connect(pg["admin_dsn"], autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT coalesce(application_name, ''), count(*) FROM pg_stat_activity "
+            "WHERE usename = %s GROUP BY 1",
+            (pg["role"],),
+        ).fetchall()
+    return {str(name): int(n) for name, n in rows}
+
+
+def app_backends(sandbox: RunningSandbox) -> int:
+    """The dynos' backends: everything but pgconn's own reserved connection."""
+    return sum(n for name, n in role_backends(sandbox).items() if not name.startswith("pgconn"))
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def test_exhaust_alert_kill_all_then_pgbouncer(sandbox: RunningSandbox, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_S * 1000)
+    page.goto(sandbox.url)
+    page.wait_for_selector("body[data-ready=true]")
+    ops = page.locator("#channel-C0OPS")
+    alerts = page.locator("#channel-C0ALERTS")
+
+    # 1. /pgconn demo-app in #ops: the report pgconn posted, rendered from its Block Kit.
+    composer = ops.locator("input[name=text]")
+    composer.fill("/pgconn demo-app")
+    composer.press("Enter")
+    report = ops.locator(".messages > .message", has=page.locator(".bk-header", has_text="demo-app"))
+    expect(report).to_be_visible()
+    expect(report.locator("button.bk-button", has_text="Kill all")).to_be_visible()
+    shot(page, "01-report")
+
+    # 2. Exhaust: the dynos ask for 22 connections, the role allows 20 (pgconn holds one).
+    page.click("#exhaust")
+    wait_until("the role to be full in pg_stat_activity", lambda: sum(role_backends(sandbox).values()) == 20)
+    refusals = sandbox.state()["load"].get("refused", 0)
+    assert refusals >= 1, "Postgres should have refused the connections over the limit"
+    alert = alerts.locator(".messages > .message").first
+    expect(alert).to_contain_text("demo-app")
+    expect(alert.locator("button.bk-button", has_text="Kill all")).to_be_visible()
+    drain = sandbox.state()["drain"]
+    assert drain and drain[0]["status"] in (200, 202, 204), drain
+    assert any("too many connections for role" in line for line in drain[0]["lines"])
+    shot(page, "02-alert")
+
+    # 3. Kill all, as U0SANDBOX (an admin), after the confirm dialog.
+    held = app_backends(sandbox)
+    assert held == 20 - role_backends(sandbox).get("pgconn-reserved", 0)
+    alert.locator("button.bk-button", has_text="Kill all").click()
+    modal = page.locator("#modal")
+    expect(modal).to_be_visible()
+    expect(modal).to_contain_text("Kill all connections?")
+    shot(page, "03-confirm")
+    page.click("#modal-confirm")
+    expect(modal).to_be_hidden()
+    result = alert.locator(".replies .message", has_text="ran Kill all")
+    expect(result).to_be_visible()
+    said = result.inner_text()
+    match = re.search(r"@you ran Kill all on demo-app: terminated (\d+) of (\d+) connections", said)
+    assert match, said
+    assert int(match.group(1)) == held
+    wait_until("the dynos' connections to be gone", lambda: app_backends(sandbox) == 0)
+    shot(page, "04-killed")
+
+    # 4. Add PgBouncer: the release starts one real PgBouncer per dyno with pgconn's pool size,
+    #    and 40 app threads run through them.
+    alert.locator("button.bk-button", has_text="Add PgBouncer").click()
+    expect(modal).to_contain_text("Add PgBouncer?")
+    page.click("#modal-confirm")
+    expect(alert.locator(".replies .message", has_text="ran Add PgBouncer")).to_contain_text(
+        "PgBouncer buildpack"
+    )
+
+    def pooled() -> dict[str, Any] | None:
+        state = sandbox.state()
+        pgb, load = state["pgbouncer"], state["load"]
+        ready = pgb["status"] == "running" and pgb["clients"] == 40 and load.get("queries", 0) > 200
+        return state if ready else None
+
+    state = wait_until("40 clients running through PgBouncer", pooled)
+    pool_size = int(state["heroku"]["config"]["PGBOUNCER_DEFAULT_POOL_SIZE"])
+    bouncers = state["pgbouncer"]["dynos"]
+    assert [b["dyno"] for b in bouncers] == ["web.1", "web.2", "web.3", "worker.1"]
+    assert all(b["pool_size"] == pool_size for b in bouncers)
+    assert state["load"]["errors"] == 0, state["load"]
+    expect(page.locator("#pgbouncer-headline")).to_contain_text("40 clients")
+
+    # The real server side: a few connections per dyno, never more than the pools allow,
+    # and the role under its limit while 40 clients work.
+    per_dyno_cap = max(b["pool_size"] + b["reserve_pool_size"] for b in bouncers)
+    for _ in range(10):
+        backends = role_backends(sandbox)
+        dynos = {name: n for name, n in backends.items() if not name.startswith("pgconn")}
+        assert all(n <= per_dyno_cap for n in dynos.values()), dynos
+        assert sum(backends.values()) < 20, backends
+        time.sleep(0.1)
+    assert state["pgbouncer"]["servers"] <= len(bouncers) * per_dyno_cap
+    assert sandbox.state()["load"].get("refused", 0) == refusals, "no new refusals behind PgBouncer"
+    shot(page, "05-pgbouncer")
+
+
+def test_messages_render_as_text_not_markup(sandbox: RunningSandbox, page: Any) -> None:
+    """What anyone types (or any bot posts) is shown as text: mrkdwn styles, never HTML."""
+    from playwright.sync_api import expect
+
+    page.goto(sandbox.url)
+    page.wait_for_selector("body[data-ready=true]")
+    alerts = page.locator("#channel-C0ALERTS")
+    composer = alerts.locator("input[name=text]")
+    composer.fill('<img src=x onerror="window.__pwned=1"> *bold* `code` <b>not bold</b>')
+    composer.press("Enter")
+    message = alerts.locator(".messages > .message", has_text="not bold")
+    expect(message).to_be_visible()
+    expect(message.locator("strong")).to_have_text("bold")
+    expect(message.locator("code")).to_have_text("code")
+    assert message.locator("img, b").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    expect(message).to_contain_text('<img src=x onerror="window.__pwned=1">')
