@@ -333,11 +333,23 @@ def post_failed(incident: Incident, posted: Incident, *, error: str, now: float,
     )
 
 
+# Slack errors that no retry will fix: the message or channel is gone, or pgconn was
+# removed from it. Retrying these forever would keep the incident "needing work" forever.
+PERMANENT_SLACK_ERRORS = frozenset(
+    {"Slack: message_not_found", "Slack: cant_update_message", "Slack: channel_not_found",
+     "Slack: is_archived", "Slack: not_in_channel", "Slack: thread_not_found"}
+)
+
+
 def update_failed(incident: Incident, *, error: str) -> Decision:
-    return Decision(replace(incident, dirty=True, last_error=error[:200]))
+    """A redraw failed: try again later, unless Slack said it never will work."""
+    return Decision(replace(incident, dirty=error not in PERMANENT_SLACK_ERRORS, last_error=error[:200]))
 
 
 def reply_failed(incident: Incident, kind: Reply, *, told_before: Severity, error: str) -> Decision:
+    """A thread reply failed: un-tell it so it is sent again, unless Slack said it never will work."""
+    if error in PERMANENT_SLACK_ERRORS:
+        return Decision(replace(incident, last_error=error[:200]))
     if kind == "resolved":
         return Decision(replace(incident, told_resolved=False, last_error=error[:200]))
     return Decision(replace(incident, told=told_before, last_error=error[:200]))
@@ -762,6 +774,14 @@ class AlertEngine:
         if done is not None:
             stored, d = done
             await self._act(stored, d, before=None)
+            return
+        # This post took so long that someone else's claim replaced ours and posted too:
+        # take ours back so the channel still has exactly one thread.
+        current = await self.incidents.load(incident.app, incident.database)
+        if current is not None and current.id == incident.id and current.ts and current.ts != ts:
+            log.warning("alert %s %s posted twice; deleting %s", incident.app, incident.database, ts)
+            with contextlib.suppress(SlackApiError):
+                await self.slack.chat_delete(channel=channel, ts=ts)
 
     async def _update_parent(self, incident: Incident) -> None:
         try:

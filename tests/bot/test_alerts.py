@@ -286,9 +286,18 @@ def test_never_posted_incident_that_resolves_is_still_posted() -> None:
 
 def test_failed_update_leaves_the_parent_marked_stale() -> None:
     s = opened(now=T0)
-    d = update_failed(s, error="Slack: message_not_found").state
+    d = update_failed(s, error="Slack: internal_error").state
     assert d is not None and d.dirty and d.needs_attention
     assert step(d, Observation(), T0 + 100).update
+
+
+def test_slack_errors_no_retry_can_fix_are_not_retried_forever() -> None:
+    s = opened(now=T0)
+    gone = update_failed(s, error="Slack: message_not_found").state
+    assert gone is not None and not gone.dirty and gone.last_error == "Slack: message_not_found"
+    resolved = replace(s, status="resolved", told_resolved=True)
+    kicked = reply_failed(resolved, "resolved", told_before=Severity.OK, error="Slack: not_in_channel").state
+    assert kicked is not None and not kicked.needs_attention
 
 
 def test_failed_replies_are_retried() -> None:

@@ -139,6 +139,20 @@ async def test_a_failed_post_is_retried_and_never_doubled(alerts: Alerts) -> Non
     assert "not posted (Slack: internal_error); will retry" in alerts.bot.logs()
 
 
+async def test_a_failed_redraw_is_retried(alerts: Alerts) -> None:
+    app, db = "std-app", addon("std-app")
+    assert (await alerts.drain(frame([metric_line(119, addon=db)]), app=app)).status_code == 204
+    parent = await alerts.one_parent()
+    alerts.slack.inject("chat.update", error="internal_error", times=1)
+    body = frame([metric_line(118, addon=db), metric_line(117, addon=db)])
+    assert (await alerts.drain(body, app=app, count=2)).status_code == 204
+    # Redrawn by the retry with the numbers that failed to show (a later probe would say 1/120).
+    await alerts.until(lambda: signals(parent) == 3 and "*117/120*" in blocks_of(parent))
+    updates = alerts.slack.calls("chat.update")
+    assert len(updates) >= 2 and all(u["ts"] == parent.ts for u in updates)
+    assert "not updated (Slack: internal_error); will retry" in alerts.bot.logs()
+
+
 async def test_slack_rate_limit_is_waited_out(alerts: Alerts) -> None:
     alerts.slack.inject("chat.postMessage", status=429, retry_after=1, times=1)
     assert (await alerts.drain(frame([fatal_line()]))).status_code == 204
