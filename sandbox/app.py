@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from starlette.applications import Starlette
@@ -27,9 +27,8 @@ from starlette.staticfiles import StaticFiles
 
 from bot.render.actions import ACTION_IDS
 from emulators.slack_state import Message
-
-if TYPE_CHECKING:
-    from sandbox.run import Sandbox
+from sandbox.logplex import shown_url
+from sandbox.run import ALERT_CHANNEL, APP_ROLE, DEMO_APP, ME, OPS_CHANNEL, Sandbox
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_TEXT = 2000
@@ -40,9 +39,7 @@ class BadRequest(Exception):
 
 
 def create_app(sandbox: Sandbox) -> Starlette:
-    from sandbox import run as demo
-
-    channels = (demo.OPS_CHANNEL, demo.ALERT_CHANNEL)
+    channels = (OPS_CHANNEL, ALERT_CHANNEL)
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
@@ -62,10 +59,10 @@ def create_app(sandbox: Sandbox) -> Starlette:
             name, _, rest = text.partition(" ")
             if name != "/pgconn":
                 raise BadRequest(f"{name} is not a command here: try /pgconn help")
-            response = await slack.send_slash_command(rest.strip(), user_id=demo.ME, channel_id=channel)
+            response = await slack.send_slash_command(rest.strip(), user_id=ME, channel_id=channel)
             return JSONResponse({"ok": response.status_code == 200, "status": response.status_code})
         # A plain message: stored, and delivered to pgconn as a message event.
-        await slack.post_as(channel, text, user=demo.ME)
+        await slack.post_as(channel, text, user=ME)
         return JSONResponse({"ok": True})
 
     async def click(request: Request) -> Response:
@@ -81,7 +78,7 @@ def create_app(sandbox: Sandbox) -> Starlette:
             response = await slack.click(
                 action_id=action_id,
                 value=str(body.get("value") or ""),
-                user_id=demo.ME,
+                user_id=ME,
                 channel_id=channel,
                 message_ts=ts or None,
                 block_id=str(body.get("block_id") or "") or None,
@@ -139,13 +136,11 @@ def _channel(body: dict[str, Any], channels: tuple[str, ...]) -> str:
 
 
 def build_state(sandbox: Sandbox, channels: tuple[str, ...]) -> dict[str, Any]:
-    from sandbox import run as demo
-
     database = _database_state(sandbox)
     return {
         "now": time.time(),
-        "me": demo.ME,
-        "app": demo.DEMO_APP,
+        "me": ME,
+        "app": DEMO_APP,
         "slack": _slack_state(sandbox, channels),
         "database": database,
         "pgbouncer": sandbox.fleet.snapshot(),
@@ -158,7 +153,7 @@ def build_state(sandbox: Sandbox, channels: tuple[str, ...]) -> dict[str, Any]:
             "alive": bool(sandbox.bot and sandbox.bot.alive()),
         },
         # Loopback and trust auth: no secret in it. Tests read the real numbers with it.
-        "postgres": {"admin_dsn": sandbox.pg.dsn() if sandbox.pg else None, "role": demo.APP_ROLE},
+        "postgres": {"admin_dsn": sandbox.pg.dsn() if sandbox.pg else None, "role": APP_ROLE},
     }
 
 
@@ -178,8 +173,6 @@ def _message(slack: Any, m: Message) -> dict[str, Any]:
 
 
 def _slack_state(sandbox: Sandbox, channels: tuple[str, ...]) -> dict[str, Any]:
-    from sandbox import run as demo
-
     slack = sandbox.slack
     assert slack is not None
     with slack.lock:
@@ -207,7 +200,7 @@ def _slack_state(sandbox: Sandbox, channels: tuple[str, ...]) -> dict[str, Any]:
                     "ephemeral": True,
                 }
                 for e in slack.ephemerals
-                if e["channel"] == cid and e["user"] == demo.ME and not e["deleted"]
+                if e["channel"] == cid and e["user"] == ME and not e["deleted"]
             ]
             out.append({"id": cid, "name": channel.name, "messages": top, "ephemerals": ephemerals})
         users = {u.id: u.name for u in slack.users.values()}
@@ -251,22 +244,20 @@ def _load_state(sandbox: Sandbox, database: dict[str, Any]) -> dict[str, Any]:
 
 
 def _heroku_state(sandbox: Sandbox) -> dict[str, Any]:
-    from sandbox.logplex import shown_url
-
     app = sandbox.app
     budget = sandbox.budget()
+    # The emulator's thread changes these while we read: copy each one in a single step.
+    formation, dynos, config = list(app.formation.values()), list(app.dynos.values()), dict(app.config_vars)
     return {
         "plan": app.plan,
-        "formation": [
-            {"type": f.type, "quantity": f.quantity, "command": f.command} for f in app.formation.values()
-        ],
-        "dynos": [{"name": d.name, "state": d.state} for d in list(app.dynos.values())],
+        "formation": [{"type": f.type, "quantity": f.quantity, "command": f.command} for f in formation],
+        "dynos": [{"name": d.name, "state": d.state} for d in dynos],
         "buildpacks": list(app.buildpacks),
-        "config": {k: v for k, v in app.config_vars.items() if k.startswith("PGBOUNCER_")},
+        "config": {k: v for k, v in config.items() if k.startswith("PGBOUNCER_")},
         "releases": [
             {"version": r.version, "description": r.description} for r in list(app.releases)[-4:][::-1]
         ],
-        "drains": [shown_url(d.url) for d in app.log_drains],
+        "drains": [shown_url(d.url) for d in list(app.log_drains)],
         "budget": {
             "total": budget.total,
             "limit": budget.limit,

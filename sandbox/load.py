@@ -48,7 +48,8 @@ class ConnectionLoad:
             before = len(self.failures)
         opened = self.open(count, application_name=application_name)
         with self._lock:
-            # Calls from other threads may interleave; each failure is reported once either way.
+            # Callers serialise these calls (the sandbox holds its load lock): a call made
+            # meanwhile from another thread would have its refusals counted here too.
             return opened, self.failures[before:]
 
     def alive(self) -> int:

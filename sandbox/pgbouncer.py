@@ -103,6 +103,14 @@ def _md5(user: str, password: str) -> str:
     return "md5" + hashlib.md5((password + user).encode()).hexdigest()
 
 
+def _int(value: str) -> int:
+    """A config var as PgBouncer would read it; 0 for what it would not (it then fails to start)."""
+    try:
+        return int(value.strip())
+    except ValueError:
+        return 0
+
+
 def _conf_value(value: str) -> str:
     # Values come from config vars someone may have typed: keep each on its own line.
     return value.replace("\n", " ").replace("\r", " ").strip()
@@ -145,11 +153,11 @@ class PgBouncer:
 
     @property
     def pool_size(self) -> int:
-        return int(self.settings["PGBOUNCER_DEFAULT_POOL_SIZE"])
+        return _int(self.settings["PGBOUNCER_DEFAULT_POOL_SIZE"])
 
     @property
     def reserve_pool_size(self) -> int:
-        return int(self.settings["PGBOUNCER_RESERVE_POOL_SIZE"])
+        return _int(self.settings["PGBOUNCER_RESERVE_POOL_SIZE"])
 
     def client_dsn(self) -> str:
         """What the buildpack exports as DATABASE_URL_PGBOUNCER inside the dyno."""

@@ -186,7 +186,8 @@ class Sandbox:
         self._seen_release = app.current_release.version
         self.heroku.on_release = self._on_release
         self.heroku.on_restart = self._on_restart
-        self._servers.append(running := serve_in_thread(self.heroku.app))
+        running = serve_in_thread(self.heroku.app)
+        self._servers.append(running)
         self.heroku.url = running.url
 
         bot_token = "xoxb-sandbox-" + secrets.token_hex(12)
@@ -285,7 +286,7 @@ class Sandbox:
 
     def budget(self) -> Budget:
         app = self.app
-        formation = [ProcessType(f.type, f.quantity, f.command, f.size) for f in app.formation.values()]
+        formation = [ProcessType(f.type, f.quantity, f.command, f.size) for f in list(app.formation.values())]
         return connection_budget(
             formation, dict(app.config_vars), plan_connection_limit(app.plan) or ROLE_LIMIT
         )
