@@ -86,6 +86,14 @@ async def execute(services: Services, click: Click, tell: Tell) -> Outcome | Non
     except PgconnError as exc:
         log.warning("%s on %s failed: %s", click.action_id, app, exc.message)
         outcome = Outcome(ok=False, changed=False, summary=f"failed: {inert(exc.message)}")
+    except Exception as exc:  # noqa: BLE001 - a bug: say so, and keep the claim (it may have run)
+        log.exception("%s on %s failed unexpectedly", click.action_id, app)
+        outcome = Outcome(
+            ok=False,
+            changed=True,
+            summary=f"failed unexpectedly ({type(exc).__name__}); it may or may not have been done — "
+            "check before retrying (details in pgconn's log)",
+        )
     finally:
         await services.ledger.unlock(app, token)
     await services.ledger.finish(claim, done=outcome.changed or outcome.ok)

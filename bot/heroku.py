@@ -8,9 +8,10 @@ Authorization header and never appears in a message or a log line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -43,6 +44,16 @@ JSON = Any
 
 def _seg(value: str) -> str:
     return quote(value, safe="")
+
+
+@contextlib.contextmanager
+def _parsing(what: str) -> Iterator[None]:
+    """Valid JSON of the wrong shape ("quantity": "lots", a string where an object goes) is a
+    malformed response too: the same HerokuUnavailable as bad JSON, never a stray TypeError."""
+    try:
+        yield
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError):
+        raise HerokuUnavailable(f"Heroku sent malformed {what}") from None
 
 
 class HerokuClient:
@@ -158,6 +169,13 @@ class HerokuClient:
             f"listing {app}'s add-ons",
             headers={"Accept": SDK_ACCEPT, "Accept-Inclusion": "addon:plan,config_vars"},
         )
+        with _parsing("add-on attachments"):
+            found = self._databases(rows)
+        found.sort(key=lambda d: (d.attachment_name != "DATABASE", d.attachment_name))
+        return found
+
+    @staticmethod
+    def _databases(rows: JSON) -> list[Database]:
         found: list[Database] = []
         for row in _list(rows, "add-on attachments"):
             addon = row.get("addon") or {}
@@ -175,7 +193,6 @@ class HerokuClient:
                     config_var=f"{name}_URL",
                 )
             )
-        found.sort(key=lambda d: (d.attachment_name != "DATABASE", d.attachment_name))
         return found
 
     async def database(self, app: str) -> Database:
@@ -197,10 +214,16 @@ class HerokuClient:
             what=f"setting {app}'s config vars",
             json=dict(changes),
         )
-        return {str(k): str(v) for k, v in (data or {}).items() if v is not None}
+        with _parsing("config vars"):
+            return {str(k): str(v) for k, v in (data or {}).items() if v is not None}
 
     async def formation(self, app: str) -> tuple[ProcessType, ...]:
         rows = await self._get(f"/apps/{_seg(app)}/formation", f"reading {app}'s formation")
+        with _parsing("formation"):
+            return self._formation(rows)
+
+    @staticmethod
+    def _formation(rows: JSON) -> tuple[ProcessType, ...]:
         return tuple(
             ProcessType(
                 type=str(r.get("type", "")),
@@ -213,10 +236,11 @@ class HerokuClient:
 
     async def dynos(self, app: str) -> list[Dyno]:
         rows = await self._get(f"/apps/{_seg(app)}/dynos", f"listing {app}'s dynos")
-        return [
-            Dyno(name=str(r.get("name", "")), type=str(r.get("type", "")), state=str(r.get("state", "")))
-            for r in _list(rows, "dynos")
-        ]
+        with _parsing("dynos"):
+            return [
+                Dyno(name=str(r.get("name", "")), type=str(r.get("type", "")), state=str(r.get("state", "")))
+                for r in _list(rows, "dynos")
+            ]
 
     async def restart(self, app: str, process_type: str | None = None) -> None:
         path = f"/apps/{_seg(app)}/dynos" + (f"/{_seg(process_type)}" if process_type else "")
@@ -225,11 +249,7 @@ class HerokuClient:
 
     async def buildpacks(self, app: str) -> list[str]:
         rows = await self._get(f"/apps/{_seg(app)}/buildpack-installations", f"reading {app}'s buildpacks")
-        ordered = sorted(_list(rows, "buildpacks"), key=lambda r: int(r.get("ordinal") or 0))
-        return [
-            str((r.get("buildpack") or {}).get("name") or (r.get("buildpack") or {}).get("url"))
-            for r in ordered
-        ]
+        return _buildpacks(rows)
 
     async def set_buildpacks(self, app: str, buildpacks: list[str]) -> list[str]:
         rows = await self._request(
@@ -238,11 +258,7 @@ class HerokuClient:
             what=f"updating {app}'s buildpacks",
             json={"updates": [{"buildpack": b} for b in buildpacks]},
         )
-        ordered = sorted(_list(rows, "buildpacks"), key=lambda r: int(r.get("ordinal") or 0))
-        return [
-            str((r.get("buildpack") or {}).get("name") or (r.get("buildpack") or {}).get("url"))
-            for r in ordered
-        ]
+        return _buildpacks(rows)
 
     async def log_drains(self, app: str) -> list[dict[str, Any]]:
         return _list(
@@ -294,6 +310,11 @@ class HerokuClient:
 
 def parse_pg_info(data: JSON, database: Database) -> PgInfo:
     """The `info` list of pg:info → ordered fields plus the parsed connection numbers."""
+    with _parsing("pg:info"):
+        return _pg_info(data, database)
+
+
+def _pg_info(data: JSON, database: Database) -> PgInfo:
     if not isinstance(data, dict) or not isinstance(data.get("info"), list):
         raise HerokuUnavailable("Heroku sent a malformed pg:info response")
     fields: list[tuple[str, str]] = []
@@ -316,6 +337,15 @@ def _parse_connections(value: str) -> tuple[int | None, int | None]:
     used = int(used_s) if used_s.isdigit() else None
     limit = int(limit_s) if limit_s.isdigit() else None
     return used, limit
+
+
+def _buildpacks(rows: JSON) -> list[str]:
+    with _parsing("buildpacks"):
+        ordered = sorted(_list(rows, "buildpacks"), key=lambda r: int(r.get("ordinal") or 0))
+        return [
+            str((r.get("buildpack") or {}).get("name") or (r.get("buildpack") or {}).get("url"))
+            for r in ordered
+        ]
 
 
 def _list(data: JSON, what: str) -> list[dict[str, Any]]:

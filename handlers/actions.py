@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
@@ -9,6 +10,8 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from bot import clicks
 from bot.messaging import tell
 from bot.services import Services
+
+log = logging.getLogger(__name__)
 
 
 def _click(body: dict[str, Any], action: dict[str, Any]) -> clicks.Click:
@@ -35,4 +38,9 @@ async def remediation_button(
     async def reply(text: str) -> None:
         await tell(respond, text)
 
-    await clicks.execute(services, _click(body, action), reply)
+    try:
+        await clicks.execute(services, _click(body, action), reply)
+    except Exception as exc:  # noqa: BLE001 - a bug must still answer the clicker, and be logged
+        log.exception("click %s failed unexpectedly", str(action.get("action_id"))[:40])
+        await reply(f":x: pgconn failed unexpectedly ({type(exc).__name__}) handling this click. "
+                    "The details are in pgconn's log.")

@@ -39,6 +39,13 @@ async def pgconn_command(
     except PgconnError as exc:
         log.warning("/pgconn %s %s failed: %s", parsed.verb, parsed.app, type(exc).__name__)
         await tell(respond, f":x: {inert(exc.message)}")
+    except Exception as exc:  # noqa: BLE001 - a bug must still answer the person, and be logged
+        log.exception("/pgconn %s %s failed unexpectedly", parsed.verb, parsed.app)
+        await tell(
+            respond,
+            f":x: pgconn failed unexpectedly ({type(exc).__name__}) answering `/pgconn {parsed.verb}`"
+            f"{' for ' + parsed.app if parsed.app else ''}. The details are in pgconn's log.",
+        )
 
 
 async def _help(
