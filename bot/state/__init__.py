@@ -30,7 +30,10 @@ def connect_redis(url: str) -> Redis:
     if url.startswith("rediss://"):
         # Heroku Redis presents a self-signed certificate (documented by Heroku).
         kwargs["ssl_cert_reqs"] = None
-    return aioredis.Redis.from_url(url, **kwargs)
+    # A burst (200 clicks, a drain flood) waits for a free connection instead of failing at the
+    # plain pool's cap; Heroku Redis mini allows 20 clients per process group anyway.
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=50, timeout=5, **kwargs)
+    return aioredis.Redis(connection_pool=pool)
 
 
 async def redis_ok(redis: Redis | None) -> bool:
