@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
@@ -17,8 +19,9 @@ from bot.render.audit import audit_text
 from bot.render.budget import budget_blocks, budget_fallback_text
 from bot.render.report import report_blocks, report_fallback_text
 from bot.render.text import inert
-from bot.report import app_budget, build_report
+from bot.report import Report, app_budget, build_report
 from bot.services import Services
+from bot.state import STATE_DOWN_NOTE, redis_ok
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +58,20 @@ async def _help(
     await tell(respond, f"{HELP}\nApps: {apps}")
 
 
+async def _build_report(services: Services, app: str) -> Report:
+    """The report, with a note when Redis is down: its buttons will refuse to run until it is back."""
+    report, state_up = await asyncio.gather(
+        build_report(services.heroku, services.inspector, app, headroom=services.settings.budget_headroom),
+        redis_ok(services.redis),
+    )
+    return report if state_up else replace(report, notes=(*report.notes, STATE_DOWN_NOTE))
+
+
 async def _report(
     services: Services, cmd: Command, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
     assert cmd.app is not None
-    report = await build_report(
-        services.heroku, services.inspector, cmd.app, headroom=services.settings.budget_headroom
-    )
+    report = await _build_report(services, cmd.app)
     await post_in_channel(
         client,
         respond,
@@ -112,9 +122,7 @@ async def _diagnose(
     services: Services, cmd: Command, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
     assert cmd.app is not None
-    report = await build_report(
-        services.heroku, services.inspector, cmd.app, headroom=services.settings.budget_headroom
-    )
+    report = await _build_report(services, cmd.app)
     blocks = report_blocks(report, idle_after_s=services.settings.kill_idle_after_s, advice=advice(report))
     await post_in_channel(
         client, respond, channel=command["channel_id"], text=report_fallback_text(report), blocks=blocks

@@ -10,6 +10,9 @@ import logging
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from bot.errors import StateUnavailable
@@ -26,6 +29,11 @@ def connect_redis(url: str) -> Redis:
         "socket_connect_timeout": 2.0,
         "health_check_interval": 30,
         "retry_on_timeout": False,
+        # After Redis restarts, every pooled connection is dead: the first command on each
+        # would fail. A connection error means the command did not run, so it is retried on a
+        # fresh connection. A timeout is not retried: the command may have run.
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        "retry_on_error": [RedisConnectionError],
     }
     if url.startswith("rediss://"):
         # Heroku Redis presents a self-signed certificate (documented by Heroku).
@@ -43,6 +51,13 @@ async def redis_ok(redis: Redis | None) -> bool:
         return bool(await redis.ping())
     except (RedisError, OSError):
         return False
+
+
+# Shown under a report while Redis is down.
+STATE_DOWN_NOTE = (
+    "pgconn's state store (Redis) is unreachable: this report is live, but its buttons will refuse "
+    "to run until Redis is back, because exactly-once cannot be guaranteed without it"
+)
 
 
 def unavailable(exc: BaseException) -> StateUnavailable:

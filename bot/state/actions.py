@@ -15,7 +15,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from bot.errors import ActionBusy, AlreadyDone
+from bot.errors import ActionBusy, AlreadyDone, StateUnavailable
 from bot.state import Redis, unavailable
 
 CLAIM_TTL_S = 600
@@ -62,9 +62,14 @@ class ActionLedger:
         """Claim a click or raise AlreadyDone (with who and when) if another delivery has it."""
         key = claim_key(action, app, message_ref)
         now = time.time()
+        # Ours alone: when a retried SET finds the key its lost first attempt wrote, it is still ours.
+        nonce = secrets.token_hex(8)
         try:
             won = await self._r().set(
-                key, json.dumps({"user": user, "at": now, "state": "running"}), nx=True, ex=CLAIM_TTL_S
+                key,
+                json.dumps({"user": user, "at": now, "state": "running", "nonce": nonce}),
+                nx=True,
+                ex=CLAIM_TTL_S,
             )
             if won:
                 return Claim(key=key, user=user, at=now)
@@ -72,6 +77,8 @@ class ActionLedger:
         except (RedisError, OSError) as exc:
             raise unavailable(exc) from None
         prior = json.loads(raw) if raw else {}
+        if prior.get("nonce") == nonce:
+            return Claim(key=key, user=user, at=now)
         state = "done" if prior.get("state") == "done" else "running"
         at = time.strftime("%H:%M", time.gmtime(prior.get("at", now)))
         raise AlreadyDone(f"already {state} by <@{prior.get('user', '?')}> at {at} UTC")
@@ -126,14 +133,17 @@ class AuditLog:
             return False
 
     async def recent(self, app: str, count: int = 10) -> list[AuditRecord]:
+        unreadable = StateUnavailable(
+            "pgconn's state store (Redis) is unreachable, so the audit log cannot be read right now"
+        )
         if self._redis is None:
-            raise unavailable(RuntimeError("no REDIS_URL"))
+            raise unreadable
         try:
             rows: list[tuple[str, dict[str, str]]] = await self._redis.xrevrange(  # type: ignore[assignment]
                 f"pgconn:audit:{app}", count=count
             )
-        except (RedisError, OSError) as exc:
-            raise unavailable(exc) from None
+        except (RedisError, OSError):
+            raise unreadable from None
         return [
             AuditRecord(
                 at=float(f.get("at", 0)),
