@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -10,6 +12,26 @@ from starlette.routing import BaseRoute, Route
 from bot.render.actions import ACTION_IDS
 from bot.services import Services
 from handlers import actions, drain, events, http, slash
+
+Listener = Callable[..., Coroutine[Any, Any, None]]
+
+
+def ack_first(listener: Listener, services: Services) -> Listener:
+    """Acknowledge at once; run the listener after the response, as a task.
+
+    Bolt injects arguments by the names it reads through functools.wraps, so the listener
+    gets exactly what it asks for; its own `await ack()` then changes nothing. Events
+    listeners take no `ack`: Bolt acknowledges them when this returns, i.e. at once.
+    """
+
+    @functools.wraps(listener)
+    async def run(**kwargs: Any) -> None:
+        ack = kwargs.get("ack")
+        if ack is not None:
+            await ack()
+        services.spawn(listener(**kwargs), name=listener.__name__)
+
+    return run
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -20,10 +42,10 @@ def register(app: AsyncApp, services: Services) -> None:
         await next()
 
     app.use(inject_services)
-    app.command("/pgconn")(slash.pgconn_command)
+    app.command("/pgconn")(ack_first(slash.pgconn_command, services))
     for action_id in ACTION_IDS:
-        app.action(action_id)(actions.remediation_button)
-    app.event("message")(events.message)
+        app.action(action_id)(ack_first(actions.remediation_button, services))
+    app.event("message")(ack_first(events.message, services))
 
 
 def http_routes(services: Services) -> list[BaseRoute]:
