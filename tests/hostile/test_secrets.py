@@ -1,0 +1,120 @@
+"""Secrets never reach Slack or a log.
+
+The suite runs with recognisable secrets (tests.support.SECRETS: the Heroku API key, the
+app's database password, the signing secret, the bot token, the drain token). The last
+test of the run reads everything every Slack emulator received during the whole session
+and every log line of every bot process the session started, and finds none of them.
+The bot token is expected in one place only: the Authorization header of Web API calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import pytest
+
+from tests.bot.samples import fatal_line, frame
+from tests.conftest import System
+from tests.hostile.conftest import TRAFFIC
+from tests.hostile.helpers import (
+    basic_auth,
+    click,
+    dedicated_bot,
+    ephemeral,
+    post_drain,
+    post_report,
+    slash,
+    thread_reply,
+)
+from tests.support import API_KEY, DB_PASSWORD, DRAIN_TOKEN, SECRETS
+
+
+def forms(secret: str) -> set[str]:
+    """The secret as it would appear raw, URL-encoded, or base64'd (alone or as a password)."""
+    return {
+        secret,
+        quote(secret, safe=""),
+        base64.b64encode(secret.encode()).decode().rstrip("="),
+        base64.b64encode(f"x:{secret}".encode()).decode().rstrip("="),
+    }
+
+
+def slack_texts() -> Iterator[tuple[str, str]]:
+    for call in TRAFFIC.slack_calls:
+        headers = {k: v for k, v in call.headers.items() if k.lower() != "authorization"}
+        where = f"Slack {call.method}"
+        yield where, call.body.decode("utf-8", "replace")
+        yield where, call.query
+        yield where, json.dumps(headers)
+        yield where, json.dumps(call.params, default=str)
+    for answer in TRAFFIC.bot_answers:
+        yield "a bot's answer to Slack", answer
+
+
+def leaks(texts: Iterator[tuple[str, str]]) -> list[str]:
+    found = []
+    for where, text in texts:
+        for secret in SECRETS:
+            for form in forms(secret):
+                if form in text:
+                    at = text.index(form)
+                    found.append(f"{where}: {text[max(0, at - 60):at + 60]!r}")
+    return found
+
+
+@pytest.fixture
+def debug_bot(system: System) -> Iterator[None]:
+    with dedicated_bot(system, PGCONN_LOG_LEVEL="DEBUG"):
+        yield
+
+
+async def test_a_debug_logging_bot_leaks_nothing_through_its_noisiest_paths(
+    system: System, debug_bot: None
+) -> None:
+    """The paths that handle secrets, at DEBUG: database URLs with passwords (reachable and
+    not), a rejected API key, the drain token right and wrong, every action."""
+    bot = system.bot if system.slack.request_url == system.bot.events_url else None
+    assert bot is None
+    process = TRAFFIC.bots[-1]
+    report = await post_report(system)
+    await slash(system, "bare-app")  # DATABASE_URL (with its password) points at a closed port
+    await system.slack.wait_for(lambda: len(system.slack.messages("C0OPS")) >= 2, timeout=15)
+    system.load.open(3, "web.1")
+    for action_id, label in (("pgconn.kill_idle", "Kill idle"), ("pgconn.add_pgbouncer", "Add PgBouncer")):
+        await click(system, report, action_id)
+        await thread_reply(system, report, label)
+    system.heroku.inject(path="/addon-attachments", status=401)
+    await slash(system, "my-app")
+    assert "HEROKU_API_KEY" in await ephemeral(system, "HEROKU_API_KEY")
+    await slash(system, "my-app watch")
+    await ephemeral(system, "receives")
+    for password in (DRAIN_TOKEN, DRAIN_TOKEN + "x", DRAIN_TOKEN[:-1]):
+        await post_drain(process, "my-app", frame([fatal_line()]), authorization=basic_auth("x", password))
+    await system.slack.wait_for(lambda: system.slack.messages("C0ALERTS"), timeout=20)
+    process.stop()
+    log = process.logs()
+    assert " DEBUG " in log and len(log) > 20_000
+    assert leaks(iter([("the DEBUG bot's log", log)])) == []
+    assert API_KEY in system.heroku.requests[0].headers["authorization"]  # it was in use all along
+    assert DB_PASSWORD in system.heroku.apps["bare-app"].config_vars["DATABASE_URL"]
+
+
+def test_no_secret_reached_slack_or_any_bot_log() -> None:
+    """Runs last (see conftest): the whole session's Slack traffic and bot logs."""
+    texts = list(slack_texts())
+    logs = [(f"bot log {bot.log_path}", bot.logs()) for bot in TRAFFIC.bots]
+    scanned = sum(len(text) for _, text in texts + logs)
+    # Proof the scan covers a real run, not an empty list.
+    assert len(TRAFFIC.slack_calls) >= 50, len(TRAFFIC.slack_calls)
+    assert len(TRAFFIC.bot_answers) >= 50, len(TRAFFIC.bot_answers)
+    assert len(TRAFFIC.bots) >= 2 and all(len(text) > 100 for _, text in logs)
+    assert scanned > 200_000, scanned
+    assert sum(1 for c in TRAFFIC.slack_calls if c.method == "chat.postMessage") >= 20
+    print(
+        f"secret scan: {len(TRAFFIC.slack_calls)} Slack calls, {len(TRAFFIC.bot_answers)} bot answers, "
+        f"{len(TRAFFIC.bots)} bot logs, {scanned:,} characters, {len(SECRETS)} secrets × 4 encodings"
+    )
+    assert leaks(iter(texts + logs)) == []
