@@ -54,7 +54,18 @@ def create_asgi(services: Services) -> Starlette:
         ):
             log.info("refused a request to /slack/events: missing, bad or stale signature")
             return JSONResponse({"error": "invalid request"}, status_code=401)
-        return await handler.handle(request)
+        try:
+            response = await handler.handle(request)
+        except Exception as exc:  # noqa: BLE001 - Bolt's adapter could not read it (a body not UTF-8)
+            log.warning("refused a signed Slack request Bolt could not read (%s)", type(exc).__name__)
+            return JSONResponse({"error": "malformed request"}, status_code=400)
+        if response.status_code == 500:
+            # Bolt answers 500 when its own reading of a signed payload fails (a field missing or
+            # of the wrong type: its matchers index without checks). pgconn's listeners answer
+            # their own errors after the ack, so a 500 here means the request, not the server.
+            log.warning("refused a signed Slack request Bolt could not dispatch (malformed payload)")
+            return JSONResponse({"error": "malformed request"}, status_code=400)
+        return response
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

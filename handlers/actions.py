@@ -14,15 +14,20 @@ from bot.services import Services
 log = logging.getLogger(__name__)
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """A payload field that should be an object; anything else counts as missing."""
+    return value if isinstance(value, dict) else {}
+
+
 def _click(body: dict[str, Any], action: dict[str, Any]) -> clicks.Click:
-    container = body.get("container") or {}
-    message = body.get("message") or {}
+    container = _obj(body.get("container"))
+    message = _obj(body.get("message"))
     return clicks.Click(
         action_id=str(action.get("action_id", "")),
         # Buttons carry `value`; the restart overflow menu carries the chosen option's value.
-        value=str(action.get("value") or (action.get("selected_option") or {}).get("value") or ""),
-        user_id=str((body.get("user") or {}).get("id", "")),
-        channel_id=str((body.get("channel") or {}).get("id") or container.get("channel_id") or ""),
+        value=str(action.get("value") or _obj(action.get("selected_option")).get("value") or ""),
+        user_id=str(_obj(body.get("user")).get("id", "")),
+        channel_id=str(_obj(body.get("channel")).get("id") or container.get("channel_id") or ""),
         message_ts=str(container.get("message_ts") or message.get("ts") or "") or None,
         thread_ts=str(message.get("thread_ts") or "") or None,
         action_ts=str(action.get("action_ts") or ""),
