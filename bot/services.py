@@ -32,6 +32,8 @@ from bot.state.metrics import MetricStore
 log = logging.getLogger(__name__)
 
 DSN_CACHE_S = 60.0
+# Longest a Heroku request waits for a free connection of the client's pool.
+POOL_WAIT_S = 60.0
 
 
 @dataclass
@@ -99,7 +101,11 @@ def slack_client(settings: Settings) -> AsyncWebClient:
 
 def build_services(settings: Settings) -> Services:
     http = httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.heroku_timeout, connect=min(5.0, settings.heroku_timeout)),
+        # The timeout is Heroku's to answer; waiting for one of our own pooled connections (a burst
+        # of reports) is not Heroku being slow, so that wait has a bound of its own.
+        timeout=httpx.Timeout(
+            settings.heroku_timeout, connect=min(5.0, settings.heroku_timeout), pool=POOL_WAIT_S
+        ),
         limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
         headers={"User-Agent": "pgconn/0.1"},
     )
