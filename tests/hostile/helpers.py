@@ -24,6 +24,25 @@ from tests.harness import ADMIN, OPS_CHANNEL, BotProcess, bot_env, new_port, sta
 ACTIVE_MRKDWN = re.compile(r"<[!@#]|<[a-z][a-z0-9+.-]*:", re.IGNORECASE)
 
 
+def slash_body(system: System, text: str, *, user: str = ADMIN, channel: str = OPS_CHANNEL) -> bytes:
+    """A /pgconn form body as Slack sends it, with a fresh response URL of the emulator."""
+    return urlencode(
+        {
+            "token": system.slack.verification_token,
+            "team_id": system.slack.team_id,
+            "channel_id": channel,
+            "channel_name": "ops",
+            "user_id": user,
+            "user_name": "alice",
+            "command": "/pgconn",
+            "text": text,
+            "api_app_id": system.slack.app_id,
+            "response_url": system.slack.new_response_url(channel=channel, user=user),
+            "trigger_id": "1.2.abc",
+        }
+    ).encode()
+
+
 async def slash(
     system: System, text: str, *, user: str = ADMIN, channel: str = OPS_CHANNEL, **kw: Any
 ) -> httpx.Response:
