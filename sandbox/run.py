@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import uvicorn
 
@@ -42,6 +41,7 @@ from emulators.slack import SlackEmulator
 from sandbox.load import ConnectionLoad, PooledTraffic, TrafficTarget
 from sandbox.logplex import Logplex, syslog_line
 from sandbox.pgbouncer import PgBouncerFleet, PgBouncerUnavailable, find_binary
+from sandbox.process import BotProcess, start_bot
 from sandbox.servers import LocalPostgres, LocalRedis
 
 log = logging.getLogger("pgconn.sandbox")
@@ -90,41 +90,6 @@ class EventLog:
     def recent(self) -> list[dict[str, Any]]:
         with self._lock:
             return [{"at": e.at, "text": e.text, "level": e.level} for e in reversed(self.events)]
-
-
-@dataclass
-class BotProcess:
-    """pgconn as operators run it: `python -m bot`, configured by environment variables."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-
-    @classmethod
-    def start(cls, env: dict[str, str]) -> BotProcess:
-        process = subprocess.Popen([sys.executable, "-m", "bot"], env=env, cwd=ROOT)
-        bot = cls(url=f"http://127.0.0.1:{env['PORT']}", process=process)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"pgconn exited at start with status {process.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{bot.url}/healthz", timeout=1).status_code == 200:
-                    return bot
-            time.sleep(0.05)
-        bot.stop()
-        raise RuntimeError("pgconn did not answer /healthz within 30 s")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 class Sandbox:
@@ -227,7 +192,7 @@ class Sandbox:
                 "PGCONN_RESERVE_INTERVAL": "5",
             }
         )
-        self.bot = BotProcess.start(env)
+        self.bot = start_bot(env)
         self.slack.request_url = f"{bot_url}/slack/events"
         self.events.add(f"pgconn is running ({bot_url}); Slack and Heroku are the project's emulators")
         self._watch(drain_url(bot_url, DEMO_APP, drain_token))

@@ -8,19 +8,13 @@ everything behind them. Its log goes to a file that tests can scan for secrets.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from emulators.serve import free_port
+from sandbox.process import ROOT, BotProcess
+from sandbox.process import start_bot as start_process
 from tests.support import API_KEY, BOT_TOKEN, DRAIN_TOKEN, SIGNING_SECRET
-
-ROOT = Path(__file__).resolve().parent.parent
 
 ALERT_CHANNEL = "C0ALERTS"
 OPS_CHANNEL = "C0OPS"
@@ -29,33 +23,6 @@ GROUP = "SOPSTEAM"
 GROUP_MEMBER = "UGROUPMEM"
 STRANGER = "USTRANGER"
 APPS = ("my-app", "std-app", "bare-app")
-
-
-@dataclass
-class BotProcess:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def events_url(self) -> str:
-        return f"{self.url}/slack/events"
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 def bot_env(
@@ -94,24 +61,8 @@ def bot_env(
 
 
 def start_bot(env: dict[str, str]) -> BotProcess:
-    log_path = Path(tempfile.mkstemp(prefix="pgconn-bot-", suffix=".log")[1])
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-        )
-    bot = BotProcess(url=f"http://127.0.0.1:{env['PORT']}", process=process, log_path=log_path, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if not bot.alive():
-            raise RuntimeError(f"bot exited at start:\n{bot.logs()}")
-        try:
-            if httpx.get(f"{bot.url}/healthz", timeout=1).status_code == 200:
-                return bot
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    bot.stop()
-    raise RuntimeError(f"bot did not become healthy:\n{bot.logs()}")
+    """The bot with its log in a file, so tests can read it (and scan it for secrets)."""
+    return start_process(env, log_path=Path(tempfile.mkstemp(prefix="pgconn-bot-", suffix=".log")[1]))
 
 
 def new_port() -> int:
