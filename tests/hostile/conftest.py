@@ -30,6 +30,7 @@ class SessionTraffic:
     slack_calls: list[RecordedCall]
     bot_answers: list[str]
     bots: list[harness.BotProcess]
+    tests: int = 0  # how many tests this session runs
 
 
 TRAFFIC = SessionTraffic(slack_calls=[], bot_answers=[], bots=[])
@@ -71,6 +72,7 @@ _instrument()
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
+    TRAFFIC.tests = len(items)
     last = [item for item in items if item.nodeid.endswith(SCAN_LAST)]
     if last:
         items[:] = [item for item in items if item not in last] + last
