@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -14,6 +15,12 @@ from bot.services import Services
 from handlers import actions, drain, events, http, slash
 
 Listener = Callable[..., Coroutine[Any, Any, None]]
+
+# Work behind an ack starts this much later, so that requests arriving together (a burst of
+# commands or clicks) are all acknowledged before any of their work competes with the acks:
+# without it, bench/run measured acks of 100-165 ms in one burst of 50 `/pgconn APP` in
+# three; with it, at most ~35 ms.
+ACK_HEAD_START_S = 0.005
 
 
 def ack_first(listener: Listener, services: Services) -> Listener:
@@ -29,7 +36,12 @@ def ack_first(listener: Listener, services: Services) -> Listener:
         ack = kwargs.get("ack")
         if ack is not None:
             await ack()
-        services.spawn(listener(**kwargs), name=listener.__name__)
+
+        async def work() -> None:
+            await asyncio.sleep(ACK_HEAD_START_S)
+            await listener(**kwargs)
+
+        services.spawn(work(), name=listener.__name__)
 
     return run
 
