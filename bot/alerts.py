@@ -37,7 +37,7 @@ from bot.config import Settings
 from bot.detect import Severity, Signal, classify
 from bot.errors import DatabaseError, DatabaseFull, HerokuError, PgconnError, StateUnavailable
 from bot.heroku import HerokuClient
-from bot.models import Database
+from bot.models import AppContext, Database, ProcessType
 from bot.postgres import PostgresInspector
 from bot.render.alert import alert_blocks, alert_text, resolved_reply, severity_reply
 from bot.render.report import report_blocks, report_fallback_text
@@ -295,8 +295,14 @@ def after_post(
     if incident.id != drawn.id or incident.posted:
         return Decision()
     changes: dict[str, Any] = dict(
-        ts=ts, channel=channel, poster="", post_failures=0, next_post_at=0.0, last_error="",
-        last_update_at=now, limit=incident.limit or drawn.limit,
+        ts=ts,
+        channel=channel,
+        poster="",
+        post_failures=0,
+        next_post_at=0.0,
+        last_error="",
+        last_update_at=now,
+        limit=incident.limit or drawn.limit,
     )
     if used is not None and incident.last_metric_at is None:
         changes["current"] = used
@@ -336,8 +342,14 @@ def post_failed(incident: Incident, posted: Incident, *, error: str, now: float,
 # Slack errors that no retry will fix: the message or channel is gone, or pgconn was
 # removed from it. Retrying these forever would keep the incident "needing work" forever.
 PERMANENT_SLACK_ERRORS = frozenset(
-    {"Slack: message_not_found", "Slack: cant_update_message", "Slack: channel_not_found",
-     "Slack: is_archived", "Slack: not_in_channel", "Slack: thread_not_found"}
+    {
+        "Slack: message_not_found",
+        "Slack: cant_update_message",
+        "Slack: channel_not_found",
+        "Slack: is_archived",
+        "Slack: not_in_channel",
+        "Slack: thread_not_found",
+    }
 )
 
 
@@ -409,6 +421,15 @@ class _Known:
     limits: dict[str, int | None]
     config_vars: dict[str, str] | None
     fetched_at: float
+    formation: tuple[ProcessType, ...] = ()
+
+    def context(self, app: str) -> AppContext | None:
+        """What build_report would fetch first, so a new alert costs one Heroku round trip less."""
+        if not self.databases or self.config_vars is None:
+            return None
+        return AppContext(
+            app=app, database=self.databases[0], config_vars=self.config_vars, formation=self.formation
+        )
 
 
 class AlertEngine:
@@ -549,8 +570,14 @@ class AlertEngine:
         pending.attempts += 1
         if pending.attempts >= pending.MAX_ATTEMPTS:
             # Something that fails five times in a row will not heal by itself; say so loudly.
-            log.error("alerts for %s: dropped %d signals after %d failures (%s)",
-                      app, pending.size, pending.attempts, type(exc).__name__, exc_info=exc)
+            log.error(
+                "alerts for %s: dropped %d signals after %d failures (%s)",
+                app,
+                pending.size,
+                pending.attempts,
+                type(exc).__name__,
+                exc_info=exc,
+            )
             return
         if isinstance(exc, StateUnavailable):
             log.warning("alerts for %s delayed: %s", app, exc.message)
@@ -580,14 +607,14 @@ class AlertEngine:
         if known is not None and self.clock() - known.fetched_at < self.RESOLVE_CACHE_S:
             return known
         try:
-            databases, config_vars = await asyncio.gather(
-                self.heroku.databases(app), self.heroku.config_vars(app)
+            databases, config_vars, formation = await asyncio.gather(
+                self.heroku.databases(app), self.heroku.config_vars(app), self.heroku.formation(app)
             )
         except PgconnError as exc:
             log.warning("could not resolve %s's databases for alerts: %s", app, exc.message)
             return known  # a stale answer beats none
         limits = {db.addon_name: plan_connection_limit(db.plan) for db in databases}
-        known = _Known(databases, limits, config_vars, self.clock())
+        known = _Known(databases, limits, config_vars, self.clock(), formation)
         self._known[app] = known
         return known
 
@@ -650,7 +677,13 @@ class AlertEngine:
         for _ in range(20):
             incident = await self.incidents.load(app, database)
             d = decide(
-                incident, obs, app=app, database=database, now=now, t=self.t, token=self.token,
+                incident,
+                obs,
+                app=app,
+                database=database,
+                now=now,
+                t=self.t,
+                token=self.token,
                 channel=self.settings.alert_channel,
             )
             if d.state is None:
@@ -724,8 +757,13 @@ class AlertEngine:
         assert self.incidents is not None
         used = limit = None
         try:
+            known = self._known.get(incident.app)
             report = await build_report(
-                self.heroku, self.inspector, incident.app, headroom=self.settings.budget_headroom
+                self.heroku,
+                self.inspector,
+                incident.app,
+                headroom=self.settings.budget_headroom,
+                context=known.context(incident.app) if known else None,
             )
             blocks = report_blocks(report, idle_after_s=self.settings.kill_idle_after_s)
             used, limit = report.connections_used, report.connections_limit
@@ -750,7 +788,7 @@ class AlertEngine:
                 incident.channel,
                 lambda: self.slack.chat_postMessage(
                     channel=incident.channel, text=alert_text(drawn), blocks=parent
-                )
+                ),
             )
         except Exception as exc:  # noqa: BLE001 - Slack refusals and network errors alike
             error = _describe(exc)
@@ -806,7 +844,7 @@ class AlertEngine:
                 incident.channel,
                 lambda: self.slack.chat_postMessage(
                     channel=incident.channel, thread_ts=incident.ts, text=text
-                )
+                ),
             )
         except Exception as exc:  # noqa: BLE001 - Slack or network: retried by the next check
             error = _describe(exc)
@@ -905,7 +943,7 @@ class AlertEngine:
                 channel,
                 lambda: self.slack.chat_postMessage(
                     channel=channel, thread_ts=thread_ts, text=text, blocks=blocks or None
-                )
+                ),
             )
         except Exception:
             # Let a redelivery (or the other process) try again rather than stay silent.

@@ -63,9 +63,14 @@ async def build_report(
     app: str,
     *,
     headroom: int = 3,
+    context: AppContext | None = None,
 ) -> Report:
-    """Raises only when the app itself cannot be resolved (unknown app, bad key, no DB)."""
-    context = await load_app_context(heroku, app)
+    """Raises only when the app itself cannot be resolved (unknown app, bad key, no DB).
+
+    `context` skips the first round trip when the caller resolved the app moments ago.
+    """
+    if context is None:
+        context = await load_app_context(heroku, app)
     notes: list[str] = []
 
     async def info() -> PgInfo | None:

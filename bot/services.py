@@ -52,14 +52,19 @@ class Services:
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def database_url(self, app: str) -> str | None:
-        """The app's DATABASE_URL, cached briefly: the keeper and reports ask often."""
+        """The app's DATABASE_URL, cached briefly."""
         cached = self._dsn_cache.get(app)
         if cached and time.monotonic() - cached[0] < DSN_CACHE_S:
             return cached[1]
-        database = await self.heroku.database(app)
-        dsn = (await self.heroku.config_vars(app)).get(database.config_var)
+        database, config_vars = await asyncio.gather(self.heroku.database(app), self.heroku.config_vars(app))
+        dsn = config_vars.get(database.config_var)
         self._dsn_cache[app] = (time.monotonic(), dsn)
         return dsn
+
+    def last_database_url(self, app: str) -> str | None:
+        """The last DATABASE_URL seen for the app, however old (None if never resolved)."""
+        cached = self._dsn_cache.get(app)
+        return cached[1] if cached else None
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Run work after an ack; keeps a reference and logs anything that escapes."""
