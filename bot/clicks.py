@@ -81,6 +81,7 @@ async def execute(services: Services, click: Click, tell: Tell) -> Outcome | Non
         await services.ledger.finish(claim, done=False)
         await tell(f":hourglass: *{label}* not run: {exc.message}.")
         return None
+    await services.ledger.hold(claim)
     try:
         outcome = await _run(services, click, app, process_type)
     except PgconnError as exc:

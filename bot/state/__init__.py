@@ -32,8 +32,7 @@ def connect_redis(url: str) -> Redis:
         # After Redis restarts, every pooled connection is dead: the first command on each
         # would fail. A connection error means the command did not run, so it is retried on a
         # fresh connection. A timeout is not retried: the command may have run.
-        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-        "retry_on_error": [RedisConnectionError],
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2, supported_errors=(RedisConnectionError,)),
     }
     if url.startswith("rediss://"):
         # Heroku Redis presents a self-signed certificate (documented by Heroku).

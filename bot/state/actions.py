@@ -19,6 +19,10 @@ from bot.errors import ActionBusy, AlreadyDone, StateUnavailable
 from bot.state import Redis, unavailable
 
 CLAIM_TTL_S = 600
+# A claim lives this long until its action holds the app lock. A claim whose SET reached Redis
+# after the click was already refused (Redis hung, then resumed) therefore blocks the button
+# for seconds, not for CLAIM_TTL_S; so does the claim of a process that died right after it.
+CLAIM_PENDING_TTL_S = 5
 LOCK_TTL_S = 900
 AUDIT_MAXLEN = 500
 
@@ -69,7 +73,7 @@ class ActionLedger:
                 key,
                 json.dumps({"user": user, "at": now, "state": "running", "nonce": nonce}),
                 nx=True,
-                ex=CLAIM_TTL_S,
+                ex=CLAIM_PENDING_TTL_S,
             )
             if won:
                 return Claim(key=key, user=user, at=now)
@@ -83,6 +87,13 @@ class ActionLedger:
         at = time.strftime("%H:%M", time.gmtime(prior.get("at", now)))
         raise AlreadyDone(f"already {state} by <@{prior.get('user', '?')}> at {at} UTC")
 
+    async def hold(self, claim: Claim) -> None:
+        """The action is about to run (its app lock is held): keep the claim for CLAIM_TTL_S."""
+        # Should Redis fail here, the app lock still keeps a second run out while this one runs,
+        # and finish() writes the done marker afresh.
+        with contextlib.suppress(RedisError, OSError):
+            await self._r().expire(claim.key, CLAIM_TTL_S)
+
     async def finish(self, claim: Claim, *, done: bool) -> None:
         """Mark the claim done; a claim whose action did nothing is released so it can be retried."""
         # On failure the TTL ends the claim anyway; the outcome was already reported.
@@ -91,8 +102,7 @@ class ActionLedger:
                 await self._r().set(
                     claim.key,
                     json.dumps({"user": claim.user, "at": claim.at, "state": "done"}),
-                    xx=True,
-                    keepttl=True,
+                    ex=CLAIM_TTL_S,
                 )
             else:
                 await self._r().delete(claim.key)
