@@ -6,7 +6,8 @@ pytest collects this directory (before any test runs):
 
 - every call any SlackEmulator records is also kept here, with the bot's answers to every
   request Slack delivered to it;
-- every bot process started through tests.harness.start_bot is remembered, with its log.
+- every bot process started (tests.harness.start_bot → sandbox.process.start_bot) is
+  remembered, with its log.
 
 test_secrets.py's scan is moved to the very end of the run so it sees all of it.
 """
@@ -20,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-import tests.harness as harness
+import sandbox.process
 from emulators.slack import SlackEmulator
 from emulators.slack_state import RecordedCall
 
@@ -29,7 +30,7 @@ from emulators.slack_state import RecordedCall
 class SessionTraffic:
     slack_calls: list[RecordedCall]
     bot_answers: list[str]
-    bots: list[harness.BotProcess]
+    bots: list[sandbox.process.BotProcess]
     tests: int = 0  # how many tests this session runs
 
 
@@ -53,7 +54,7 @@ def _instrument() -> None:
         TRAFFIC.bot_answers.append(response.text)
         return response
 
-    original = harness.BotProcess
+    original = sandbox.process.BotProcess
 
     @dataclass
     class TrackedBotProcess(original):  # type: ignore[valid-type,misc]
@@ -63,7 +64,7 @@ def _instrument() -> None:
     SlackEmulator._record = recording  # type: ignore[method-assign]
     SlackEmulator.deliver = delivering  # type: ignore[method-assign]
     # start_bot looks BotProcess up in its module when it runs, so it builds tracked ones.
-    harness.BotProcess = TrackedBotProcess  # type: ignore[misc]
+    sandbox.process.BotProcess = TrackedBotProcess  # type: ignore[misc]
 
 
 _instrument()

@@ -5,12 +5,15 @@ and no incident gets a second thread."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import Iterator
 
 import httpx
 import pytest
 import redis
 
+from bot.state.actions import CLAIM_PENDING_TTL_S
 from bot.state.incidents import incident_key
 from sandbox.servers import LocalRedis
 from tests.bot.samples import fatal_line, frame
@@ -130,6 +133,34 @@ async def test_a_click_done_before_a_redis_restart_is_not_run_again_after_it(
     await click(system, report, "pgconn.killall")  # Slack redelivers, or a colleague clicks late
     assert "not run again" in await ephemeral(system, "not run again")
     assert system.load.alive() == 3
+    assert len(system.slack.thread(OPS_CHANNEL, report.ts)) == 1
+
+
+async def test_a_click_refused_while_redis_hangs_can_run_soon_after_it_answers_again(
+    system: System, own_redis: LocalRedis, own_bot: BotProcess
+) -> None:
+    """Redis frozen (SIGSTOP): the claim times out and the click is refused — but Redis still
+    applies the claim when it resumes. That stray claim must not hold the button for long."""
+    report = await post_report(system)
+    system.load.open(3, "web.1")
+    assert own_redis.process is not None
+    own_redis.process.send_signal(signal.SIGSTOP)
+    try:
+        await click(system, report, "pgconn.killall")
+        assert "refused: pgconn's state store (Redis) is unreachable" in await ephemeral(system, "refused")
+        assert system.load.alive() == 3
+    finally:
+        own_redis.process.send_signal(signal.SIGCONT)
+    stray = redis.Redis.from_url(own_redis.url).ttl(f"pgconn:click:my-app:pgconn.killall:{report.ts}")
+    assert 0 < stray <= CLAIM_PENDING_TTL_S  # the refused click's claim landed late, and expires in seconds
+    # "Try again shortly" holds: clicking again runs it once the stray claim is gone.
+    deadline = asyncio.get_running_loop().time() + 20
+    while not system.slack.thread(OPS_CHANNEL, report.ts):
+        assert asyncio.get_running_loop().time() < deadline, system.slack.dump()
+        await click(system, report, "pgconn.killall")
+        await asyncio.sleep(1)
+    reply = await thread_reply(system, report, "Kill all")
+    assert "terminated 3 of 3 connections" in reply.text
     assert len(system.slack.thread(OPS_CHANNEL, report.ts)) == 1
 
 

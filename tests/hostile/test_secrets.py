@@ -109,7 +109,7 @@ def test_no_secret_reached_slack_or_any_bot_log() -> None:
     scanned = sum(len(text) for _, text in texts + logs)
     # Proof the scan covers a real run, not an empty list: every bot's log was read, and in a
     # whole-suite run (hundreds of tests) the traffic of hundreds of end-to-end tests.
-    assert TRAFFIC.bots and all(bot.log_path.exists() for bot in TRAFFIC.bots)
+    assert TRAFFIC.bots and all(bot.log_path is not None and bot.log_path.exists() for bot in TRAFFIC.bots)
     assert max(len(text) for _, text in logs) > 1000
     assert TRAFFIC.slack_calls and TRAFFIC.bot_answers
     if TRAFFIC.tests >= 300:
