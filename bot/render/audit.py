@@ -17,5 +17,7 @@ def audit_text(app: str, records: list[AuditRecord]) -> str:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(r.at))
         icon = ":white_check_mark:" if r.ok else ":x:"
         label = ACTION_LABELS.get(r.action, escape(r.action))
-        lines.append(f"{icon} {when} — <@{escape(r.user)}> ran *{label}*: {escape(truncate(r.result, 200))}")
+        # The result is pgconn's own mrkdwn, escaped where it quotes outside text when it was
+        # written; escaping it again would show `&lt;` literally.
+        lines.append(f"{icon} {when} — <@{escape(r.user)}> ran *{label}*: {truncate(r.result, 200)}")
     return "\n".join(lines)
