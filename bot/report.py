@@ -57,6 +57,27 @@ async def load_app_context(heroku: HerokuClient, app: str) -> AppContext:
     return AppContext(app=app, database=database, config_vars=config_vars, formation=formation)
 
 
+class AppContextLoader:
+    """Concurrent requests for the same app share one in-flight fetch.
+
+    A burst of 200 `/pgconn APP` costs Heroku 3 calls for the app context instead of 600.
+    Nothing is kept once the fetch is done, so no answer is ever stale.
+    """
+
+    def __init__(self, heroku: HerokuClient) -> None:
+        self._heroku = heroku
+        self._inflight: dict[str, asyncio.Future[AppContext]] = {}
+
+    async def load(self, app: str) -> AppContext:
+        future = self._inflight.get(app)
+        if future is None:
+            future = asyncio.ensure_future(load_app_context(self._heroku, app))
+            self._inflight[app] = future
+            future.add_done_callback(lambda _: self._inflight.pop(app, None))
+        # shield: one waiter giving up must not cancel the fetch the others wait for.
+        return await asyncio.shield(future)
+
+
 async def build_report(
     heroku: HerokuClient,
     inspector: PostgresInspector,

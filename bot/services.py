@@ -24,6 +24,7 @@ from bot.authz import Authoriser
 from bot.config import Settings
 from bot.heroku import HerokuClient
 from bot.postgres import PostgresInspector
+from bot.report import AppContextLoader
 from bot.state import Redis, connect_redis
 from bot.state.actions import ActionLedger, AuditLog
 from bot.state.incidents import IncidentStore
@@ -45,6 +46,7 @@ class Services:
     slack: AsyncWebClient
     redis: Redis | None
     authoriser: Authoriser
+    contexts: AppContextLoader
     ledger: ActionLedger
     audit: AuditLog
     alerts: AlertEngine
@@ -140,6 +142,7 @@ def build_services(settings: Settings) -> Services:
         slack=slack,
         redis=redis,
         authoriser=Authoriser(slack, users=settings.admin_users, groups=settings.admin_groups),
+        contexts=AppContextLoader(heroku),
         ledger=ActionLedger(redis),
         audit=AuditLog(redis),
         alerts=alerts,

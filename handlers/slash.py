@@ -60,11 +60,19 @@ async def _help(
 
 async def _build_report(services: Services, app: str) -> Report:
     """The report, with a note when Redis is down: its buttons will refuse to run until it is back."""
-    report, state_up = await asyncio.gather(
-        build_report(services.heroku, services.inspector, app, headroom=services.settings.budget_headroom),
-        redis_ok(services.redis),
-    )
-    return report if state_up else replace(report, notes=(*report.notes, STATE_DOWN_NOTE))
+
+    async def report() -> Report:
+        context = await services.contexts.load(app)
+        return await build_report(
+            services.heroku,
+            services.inspector,
+            app,
+            headroom=services.settings.budget_headroom,
+            context=context,
+        )
+
+    built, state_up = await asyncio.gather(report(), redis_ok(services.redis))
+    return built if state_up else replace(built, notes=(*built.notes, STATE_DOWN_NOTE))
 
 
 async def _report(

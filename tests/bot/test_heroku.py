@@ -129,3 +129,21 @@ def test_parse_pg_info_reads_connections_and_keeps_field_order() -> None:
     assert (info.connections_used, info.connections_limit) == (97, 120)
     with pytest.raises(HerokuUnavailable):
         parse_pg_info({"nope": 1}, db)
+
+
+async def test_concurrent_loads_of_one_app_share_one_fetch(
+    client: HerokuClient, heroku: HerokuEmulator
+) -> None:
+    import asyncio
+
+    from bot.report import AppContextLoader
+
+    heroku.latency = 0.05
+    loader = AppContextLoader(client)
+    contexts = await asyncio.gather(*(loader.load("my-app") for _ in range(30)))
+    heroku.latency = 0.0
+    assert len({c.database.addon_id for c in contexts}) == 1
+    assert len([r for r in heroku.requests if r.path.endswith("/addon-attachments")]) == 1
+    # Nothing is kept: the next load asks Heroku again.
+    await loader.load("my-app")
+    assert len([r for r in heroku.requests if r.path.endswith("/addon-attachments")]) == 2
