@@ -602,6 +602,15 @@ class AlertEngine:
 
     # -- resolving app → databases (cached) ------------------------------------
 
+    def forget(self, app: str) -> None:
+        """The app's formation or config changed: resolve it again on its next signal.
+
+        Marked stale rather than dropped, so that if Heroku cannot answer then, the old
+        answer is still there to fall back on."""
+        known = self._known.get(app)
+        if known is not None:
+            known.fetched_at = float("-inf")
+
     async def _app(self, app: str) -> _Known | None:
         known = self._known.get(app)
         if known is not None and self.clock() - known.fetched_at < self.RESOLVE_CACHE_S:
@@ -758,12 +767,14 @@ class AlertEngine:
         used = limit = None
         try:
             known = self._known.get(incident.app)
+            fresh = known is not None and self.clock() - known.fetched_at < self.RESOLVE_CACHE_S
             report = await build_report(
                 self.heroku,
                 self.inspector,
                 incident.app,
                 headroom=self.settings.budget_headroom,
-                context=known.context(incident.app) if known else None,
+                # A stale context (forgotten after a webhook) is no shortcut: the report reads anew.
+                context=known.context(incident.app) if known and fresh else None,
             )
             blocks = report_blocks(report, idle_after_s=self.settings.kill_idle_after_s)
             used, limit = report.connections_used, report.connections_limit

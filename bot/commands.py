@@ -15,7 +15,7 @@ MAX_INPUT = 200
 HELP = """*pgconn* — Heroku Postgres connections, from Slack.
 • `/pgconn APP` — pg:info, who holds the connections, the budget verdict, and fix-it buttons
 • `/pgconn APP budget` — the full connection budget: dynos × processes × connections vs the plan
-• `/pgconn APP watch` / `unwatch` — add or remove pgconn's log drain (automatic alert threads)
+• `/pgconn APP watch` / `unwatch` — add or remove pgconn's log drain and webhooks (alert threads)
 • `/pgconn APP audit` — recent actions taken through pgconn
 • `/pgconn APP diagnose` — the report plus what to do about it
 • `/pgconn help` — this message"""

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -279,6 +279,28 @@ class HerokuClient:
             "DELETE",
             f"{self._platform}/apps/{_seg(app)}/log-drains/{_seg(drain_id)}",
             what=f"removing {app}'s log drain",
+        )
+
+    async def webhooks(self, app: str) -> list[dict[str, Any]]:
+        return _list(await self._get(f"/apps/{_seg(app)}/webhooks", f"listing {app}'s webhooks"), "webhooks")
+
+    async def add_webhook(
+        self, app: str, url: str, *, include: Sequence[str], secret: str, level: str = "notify"
+    ) -> dict[str, Any]:
+        """Subscribe `url` to the app's `include` events; Heroku signs each delivery with `secret`."""
+        data = await self._request(
+            "POST",
+            f"{self._platform}/apps/{_seg(app)}/webhooks",
+            what=f"subscribing to {app}'s webhooks",
+            json={"include": list(include), "level": level, "url": url, "secret": secret},
+        )
+        return data if isinstance(data, dict) else {}
+
+    async def remove_webhook(self, app: str, webhook_id: str) -> None:
+        await self._request(
+            "DELETE",
+            f"{self._platform}/apps/{_seg(app)}/webhooks/{_seg(webhook_id)}",
+            what=f"removing {app}'s webhook subscription",
         )
 
     # -- Heroku Postgres API -------------------------------------------------------

@@ -29,6 +29,7 @@ from bot.state import Redis, connect_redis
 from bot.state.actions import ActionLedger, AuditLog
 from bot.state.incidents import IncidentStore
 from bot.state.metrics import MetricStore
+from bot.state.webhooks import WebhookSecrets
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class Services:
     ledger: ActionLedger
     audit: AuditLog
     alerts: AlertEngine
+    webhook_secrets: WebhookSecrets
     _dsn_cache: dict[str, tuple[float, str | None]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -67,6 +69,12 @@ class Services:
         """The last DATABASE_URL seen for the app, however old (None if never resolved)."""
         cached = self._dsn_cache.get(app)
         return cached[1] if cached else None
+
+    def forget_app(self, app: str) -> None:
+        """Drop every fact cached about the app (its formation or config changed): the next
+        report, alert or keeper pass asks Heroku again."""
+        self._dsn_cache.pop(app, None)
+        self.alerts.forget(app)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Run work after an ack; keeps a reference and logs anything that escapes."""
@@ -146,4 +154,5 @@ def build_services(settings: Settings) -> Services:
         ledger=ActionLedger(redis),
         audit=AuditLog(redis),
         alerts=alerts,
+        webhook_secrets=WebhookSecrets(redis),
     )

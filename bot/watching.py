@@ -1,13 +1,27 @@
-"""`/pgconn APP watch|unwatch`: pgconn's own log drain on the app, added or removed once."""
+"""`/pgconn APP watch|unwatch`: pgconn's log drain and webhook subscription on the app.
+
+The drain brings the log lines alerts come from; the webhook tells pgconn at once when
+the app's formation or config changes, so it stops trusting what it cached. Each is
+added once: a second `watch` changes nothing. Neither the drain token nor the webhook
+secret ever appears in a message.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, HerokuError, HerokuRejected, StateUnavailable
 from bot.heroku import HerokuClient
+from bot.state.webhooks import WebhookSecrets
+from bot.webhooks import INCLUDE
+
+log = logging.getLogger(__name__)
 
 DRAIN_PATH = "/drains/heroku/{app}"
+WEBHOOK_PATH = "/webhooks/heroku/{app}"
 
 
 def drain_url(public_url: str, app: str, token: str) -> str:
@@ -17,10 +31,17 @@ def drain_url(public_url: str, app: str, token: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + DRAIN_PATH.format(app=app), "", ""))
 
 
-def _ours(url: str, public_url: str, app: str) -> bool:
+def webhook_url(public_url: str, app: str) -> str:
+    """https://host/webhooks/heroku/APP — deliveries prove themselves by their signature."""
+    parts = urlsplit(public_url)
+    netloc = str(parts.hostname) + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + WEBHOOK_PATH.format(app=app), "", ""))
+
+
+def _ours(url: str, public_url: str, path: str) -> bool:
     target = urlsplit(public_url)
     parts = urlsplit(url)
-    return parts.hostname == target.hostname and parts.path.rstrip("/").endswith(DRAIN_PATH.format(app=app))
+    return parts.hostname == target.hostname and parts.path.rstrip("/").endswith(path)
 
 
 def _require(public_url: str | None, token: str | None) -> tuple[str, str]:
@@ -31,26 +52,136 @@ def _require(public_url: str | None, token: str | None) -> tuple[str, str]:
     return public_url, token
 
 
-async def watch(heroku: HerokuClient, app: str, public_url: str | None, token: str | None) -> str:
+@dataclass(frozen=True)
+class Subscription:
+    """What `watch` did about the webhook: changed it or not, and the sentence saying so."""
+
+    changed: bool
+    sentence: str
+
+
+async def watch(
+    heroku: HerokuClient, app: str, public_url: str | None, token: str | None, secrets: WebhookSecrets
+) -> str:
     public_url, token = _require(public_url, token)
-    for drain in await heroku.log_drains(app):
-        if _ours(str(drain.get("url", "")), public_url, app):
-            return f"pgconn already receives `{app}`'s logs; nothing changed."
-    await heroku.add_log_drain(app, drain_url(public_url, app, token))
-    return (
-        f"pgconn now receives `{app}`'s logs and will open an alert thread when its database runs out "
-        "of connections."
+    drain_added = await _add_drain(heroku, app, public_url, token)
+    webhook = await _subscribe(heroku, app, public_url, secrets)
+    if not drain_added and not webhook.changed:
+        return f"pgconn already receives `{app}`'s logs and webhooks; nothing changed."
+    if drain_added:
+        head = (
+            f"pgconn now receives `{app}`'s logs and will open an alert thread when its database runs "
+            "out of connections."
+        )
+    else:
+        head = f"pgconn already receives `{app}`'s logs."
+    return f"{head}\n{webhook.sentence}"
+
+
+async def _add_drain(heroku: HerokuClient, app: str, public_url: str, token: str) -> bool:
+    path = DRAIN_PATH.format(app=app)
+
+    async def present() -> bool:
+        return any(_ours(str(d.get("url", "")), public_url, path) for d in await heroku.log_drains(app))
+
+    if await present():
+        return False
+    try:
+        await heroku.add_log_drain(app, drain_url(public_url, app, token))
+    except HerokuRejected:
+        if await present():  # another pgconn process added it a moment ago
+            return False
+        raise
+    log.info("watch %s: log drain added", app)
+    return True
+
+
+async def _subscribe(
+    heroku: HerokuClient, app: str, public_url: str, secrets: WebhookSecrets
+) -> Subscription:
+    """Subscribe to the app's formation and release webhooks, signed with a secret kept in Redis.
+
+    The secret is stored before Heroku hears of it: a subscription whose secret no process
+    knows would have every delivery refused.
+    """
+    try:
+        secret, made_now = await secrets.ensure(app)
+    except StateUnavailable as exc:
+        return Subscription(True, _not_subscribed(app, exc.message))
+    url = webhook_url(public_url, app)
+    path = WEBHOOK_PATH.format(app=app)
+    try:
+        mine = [h for h in await heroku.webhooks(app) if _ours(str(h.get("url", "")), public_url, path)]
+        if mine and not made_now:
+            return Subscription(False, f"pgconn is already subscribed to `{app}`'s webhooks.")
+        # A subscription whose secret was lost (Redis emptied) can never be verified again:
+        # Heroku does not show secrets, so it is replaced by one signed with the new secret.
+        for hook in mine:
+            await heroku.remove_webhook(app, str(hook.get("id")))
+        try:
+            await heroku.add_webhook(app, url, include=INCLUDE, secret=secret)
+        except HerokuRejected:
+            # Another pgconn process subscribed a moment ago, with the same secret (SET NX).
+            if any(_ours(str(h.get("url", "")), public_url, path) for h in await heroku.webhooks(app)):
+                return Subscription(False, f"pgconn is already subscribed to `{app}`'s webhooks.")
+            raise
+    except HerokuError as exc:
+        log.warning("watch %s: webhook subscription failed: %s", app, type(exc).__name__)
+        if made_now:
+            # Whatever Heroku kept, the next `watch` must not take it for a working subscription.
+            with contextlib.suppress(StateUnavailable):
+                await secrets.delete(app)
+        return Subscription(True, _not_subscribed(app, exc.message))
+    log.info("watch %s: webhook subscription %s", app, "replaced" if mine else "added")
+    what = "formation and release webhooks"
+    if mine:
+        return Subscription(
+            True,
+            f"Its subscription to `{app}`'s {what} was replaced: the secret that verifies them had been "
+            "lost from pgconn's state store.",
+        )
+    return Subscription(
+        True,
+        f"It is also subscribed to `{app}`'s {what}, so scaling, deploys and config changes are "
+        "seen at once.",
     )
 
 
-async def unwatch(heroku: HerokuClient, app: str, public_url: str | None) -> str:
+def _not_subscribed(app: str, why: str) -> str:
+    return (
+        f":warning: Heroku webhooks for `{app}` could not be set up: {why}. pgconn still notices "
+        f"scaling and config changes, only minutes later; run `/pgconn {app} watch` again to retry."
+    )
+
+
+async def unwatch(heroku: HerokuClient, app: str, public_url: str | None, secrets: WebhookSecrets) -> str:
     if not public_url:
         raise ConfigError("PGCONN_PUBLIC_URL is not set, so pgconn cannot tell which drain is its own")
-    removed = 0
+    drains = 0
+    drain_path = DRAIN_PATH.format(app=app)
     for drain in await heroku.log_drains(app):
-        if _ours(str(drain.get("url", "")), public_url, app):
+        if _ours(str(drain.get("url", "")), public_url, drain_path):
             await heroku.remove_log_drain(app, str(drain.get("id")))
-            removed += 1
-    if not removed:
-        return f"pgconn had no log drain on `{app}`; nothing changed."
-    return f"Removed pgconn's log drain from `{app}`: no more automatic alerts for it."
+            drains += 1
+    hooks = 0
+    hook_path = WEBHOOK_PATH.format(app=app)
+    for hook in await heroku.webhooks(app):
+        if _ours(str(hook.get("url", "")), public_url, hook_path):
+            await heroku.remove_webhook(app, str(hook.get("id")))
+            hooks += 1
+    try:
+        await secrets.delete(app)
+    except StateUnavailable:
+        # Harmless: no subscription signs with it any more, and the next watch reuses it.
+        log.warning("unwatch %s: the webhook secret could not be deleted (Redis unavailable)", app)
+    log.info("unwatch %s: %d log drain(s), %d webhook subscription(s) removed", app, drains, hooks)
+    if drains and hooks:
+        return (
+            f"Removed pgconn's log drain and webhook subscription from `{app}`: no more automatic "
+            "alerts for it."
+        )
+    if drains:
+        return f"Removed pgconn's log drain from `{app}`: no more automatic alerts for it."
+    if hooks:
+        return f"Removed pgconn's webhook subscription from `{app}` (it had no log drain there)."
+    return f"pgconn had no log drain or webhook subscription on `{app}`; nothing changed."

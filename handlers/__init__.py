@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot.render.actions import ACTION_IDS
 from bot.services import Services
-from handlers import actions, drain, events, http, slash
+from handlers import actions, drain, events, http, slash, webhooks
 
 Listener = Callable[..., Coroutine[Any, Any, None]]
 
@@ -65,4 +65,5 @@ def http_routes(services: Services) -> list[BaseRoute]:
     return [
         Route("/healthz", http.healthz(services), methods=["GET"]),
         Route("/drains/heroku/{app}", drain.heroku_drain(services), methods=["POST"]),
+        Route("/webhooks/heroku/{app}", webhooks.heroku_webhook(services), methods=["POST"]),
     ]

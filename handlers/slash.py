@@ -116,14 +116,20 @@ async def _watch(
 ) -> None:
     assert cmd.app is not None
     s = services.settings
-    await tell(respond, await watching.watch(services.heroku, cmd.app, s.public_url, s.drain_token))
+    message = await watching.watch(
+        services.heroku, cmd.app, s.public_url, s.drain_token, services.webhook_secrets
+    )
+    await tell(respond, message)
 
 
 async def _unwatch(
     services: Services, cmd: Command, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
     assert cmd.app is not None
-    await tell(respond, await watching.unwatch(services.heroku, cmd.app, services.settings.public_url))
+    message = await watching.unwatch(
+        services.heroku, cmd.app, services.settings.public_url, services.webhook_secrets
+    )
+    await tell(respond, message)
 
 
 async def _diagnose(

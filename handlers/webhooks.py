@@ -1,0 +1,72 @@
+"""`POST /webhooks/heroku/{app}`: Heroku tells pgconn the app's formation or config changed.
+
+Order of checks: the app, then the signature (against the secret pgconn made when it
+subscribed, kept in Redis), then the body. Nothing is done for a delivery that is not
+verified. A verified formation or release event drops what pgconn cached about the
+app, so the next report, alert or keeper pass reads the new formation and config.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from bot.errors import StateUnavailable
+from bot.services import Services
+from bot.webhooks import MAX_BODY_BYTES, SIGNATURE_HEADER, parse_event, signature_valid
+from handlers.http import Endpoint
+
+log = logging.getLogger(__name__)
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or None once it grows past MAX_BODY_BYTES (a chunked body has no Content-Length)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def heroku_webhook(services: Services) -> Endpoint:
+    settings = services.settings
+    secrets = services.webhook_secrets
+
+    async def endpoint(request: Request) -> Response:
+        app = request.path_params["app"]
+        if app not in settings.apps:
+            return PlainTextResponse("unknown app\n", status_code=404)
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if not signature:
+            log.info("webhook %s refused: no signature", app)
+            return PlainTextResponse("unauthorised\n", status_code=401)
+        try:
+            secret = await secrets.get(app)
+        except StateUnavailable:
+            # Unverifiable is not the same as wrong: say so, and Heroku's "sync" level retries.
+            return PlainTextResponse("cannot verify now: state store unavailable\n", status_code=503)
+        if secret is None:
+            log.info("webhook %s refused: pgconn is not subscribed (no secret)", app)
+            return PlainTextResponse("unauthorised\n", status_code=401)
+        body = await _read_body(request)
+        if body is None:
+            return PlainTextResponse(f"body exceeds {MAX_BODY_BYTES} bytes\n", status_code=413)
+        if not signature_valid(secret, body, signature):
+            log.info("webhook %s refused: bad signature", app)
+            return PlainTextResponse("unauthorised\n", status_code=401)
+        event = parse_event(body)
+        if event is None:
+            log.info("webhook %s: signed, but not a Heroku webhook event", app)
+            return PlainTextResponse("not a Heroku webhook event\n", status_code=400)
+        log.info("webhook %s: %s %s", app, event.resource, event.action)
+        if not event.relevant:
+            return Response(status_code=204)
+        services.forget_app(app)
+        return Response(status_code=200)
+
+    return endpoint
