@@ -16,13 +16,13 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.cli import HerokuCli, ensure_cli
 from bench.common import BURST, Context, SlackWatch, wait_for_count
 from bench.system import ADMIN, APP, NOT_WATCHED, OPS_CHANNEL, cpu_seconds
 from bench.table import Row, percentile, summary_ms
 from bench.wire import Burster, Connection, button_click, slash_command
 from bot.heroku import PLATFORM_ACCEPT, SDK_ACCEPT
 from bot.postgres import PostgresInspector
+from emulators.heroku_cli import HerokuCli, ensure_cli
 from sandbox.load import ConnectionLoad
 from sandbox.process import BotProcess
 from tests.support import API_KEY
@@ -303,7 +303,7 @@ async def _cli_side_by_side(ctx: Context, bot: BotProcess, *, report_p50_ms: flo
         if executable is None:
             ctx.not_measured.append(f"Heroku CLI side by side: {why}")
             return
-        cli = HerokuCli(executable, system.heroku.url)
+        cli = HerokuCli(executable, system.heroku.url, API_KEY)
         try:
             first = await asyncio.to_thread(cli.run, "pg:info", "-a", APP)  # first run: caches, notices
             if first.returncode != 0:

@@ -20,7 +20,7 @@ from bot.detect import detect_all
 from bot.drain import MAX_BODY_BYTES, check_body_size, parse_frames
 from bot.errors import MalformedFrame
 from bot.services import Services
-from handlers.http import Endpoint
+from handlers.http import Endpoint, read_body
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +50,6 @@ def authorised(authorization: str | None, token: str | None) -> bool:
     return password is not None and hmac.compare_digest(password.encode(), token.encode())
 
 
-async def _read_body(request: Request) -> bytes | None:
-    """The body, or None once it grows past MAX_BODY_BYTES (a chunked body has no Content-Length)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def heroku_drain(services: Services) -> Endpoint:
     settings = services.settings
     alerts = services.alerts
@@ -81,7 +69,7 @@ def heroku_drain(services: Services) -> Endpoint:
                 check_body_size(int(length))
         except MalformedFrame as exc:
             return PlainTextResponse(exc.message + "\n", status_code=413)
-        body = await _read_body(request)
+        body = await read_body(request, MAX_BODY_BYTES)
         if body is None:
             return PlainTextResponse(f"body exceeds {MAX_BODY_BYTES} bytes\n", status_code=413)
         try:

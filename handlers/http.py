@@ -13,6 +13,18 @@ from bot.state import redis_ok
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it grows past `limit` (a chunked body has no Content-Length)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def healthz(services: Services) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         redis_up = await redis_ok(services.redis)

@@ -16,21 +16,9 @@ from starlette.responses import PlainTextResponse, Response
 from bot.errors import StateUnavailable
 from bot.services import Services
 from bot.webhooks import MAX_BODY_BYTES, SIGNATURE_HEADER, parse_event, signature_valid
-from handlers.http import Endpoint
+from handlers.http import Endpoint, read_body
 
 log = logging.getLogger(__name__)
-
-
-async def _read_body(request: Request) -> bytes | None:
-    """The body, or None once it grows past MAX_BODY_BYTES (a chunked body has no Content-Length)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def heroku_webhook(services: Services) -> Endpoint:
@@ -53,7 +41,7 @@ def heroku_webhook(services: Services) -> Endpoint:
         if secret is None:
             log.info("webhook %s refused: pgconn is not subscribed (no secret)", app)
             return PlainTextResponse("unauthorised\n", status_code=401)
-        body = await _read_body(request)
+        body = await read_body(request, MAX_BODY_BYTES)
         if body is None:
             return PlainTextResponse(f"body exceeds {MAX_BODY_BYTES} bytes\n", status_code=413)
         if not signature_valid(secret, body, signature):

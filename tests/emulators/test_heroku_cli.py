@@ -13,25 +13,20 @@ side request pointed at the emulator too, so nothing leaves the machine.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from emulators.heroku import EmulatedApp, HerokuEmulator
+from emulators.heroku_cli import CLI_DIR, CliResult, HerokuCli, ensure_cli
 from emulators.serve import RunningServer, serve_in_thread
 from sandbox.load import ConnectionLoad
 from sandbox.servers import LocalPostgres
 from tests.support import API_KEY, APP_ROLE, ROLE_LIMIT, role_backends, terminate_role
 
-CLI_DIR = Path(__file__).resolve().parents[2] / ".cache" / "heroku-cli"
 APP = "shop-api"
 FORMATION = [
     {"type": "web", "quantity": 3, "command": "gunicorn app:app -w 3", "size": "basic"},
@@ -44,50 +39,13 @@ Heroku = Callable[..., "CliResult"]  # cli("pg:info", "-a", APP) -> CliResult
 TIMINGS: list[tuple[str, float]] = []
 
 
-@dataclass(frozen=True)
-class CliResult:
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-
-def _installed_major(directory: Path) -> str | None:
-    package = directory / "node_modules" / "heroku" / "package.json"
-    if not (package.exists() and (directory / "node_modules" / ".bin" / "heroku").exists()):
-        return None
-    return str(json.loads(package.read_text())["version"]).split(".")[0]
-
-
 def install_cli(directory: Path) -> Path:
-    """Install `heroku@11` into `directory` unless present; return its executable.
-
-    Fails the test (never skips) when it cannot: the reason is in the message.
-    """
-    executable = directory / "node_modules" / ".bin" / "heroku"
-    if _installed_major(directory) == "11":
-        return executable
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.fail("The Heroku CLI tests need Node.js 20+ and npm on PATH to install the real "
-                    "CLI (npm package `heroku`); neither skipping nor mocking it is acceptable.")
+    """Install `heroku@11` into `directory` unless present; fails the test (never skips) when it cannot."""
     started = time.monotonic()
-    try:
-        result = subprocess.run(
-            [npm, "install", "--prefix", str(directory), "heroku@11", "--no-audit", "--no-fund",
-             "--loglevel=error"],
-            capture_output=True, text=True, timeout=900, check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"`npm install heroku@11` into {directory} did not finish in 15 minutes "
-                    "(is the npm registry reachable?)")
-    if result.returncode != 0 or _installed_major(directory) != "11":
-        pytest.fail(
-            f"Could not install the Heroku CLI (`npm install heroku@11`) into {directory}: exit "
-            f"{result.returncode}. These tests need the npm registry once.\n"
-            f"{result.stderr[-3000:]}"
-        )
-    TIMINGS.append(("npm install heroku@11", time.monotonic() - started))
+    executable, why = ensure_cli(directory)
+    if executable is None:
+        pytest.fail(f"The Heroku CLI tests need the real CLI and could not get it: {why}")
+    TIMINGS.append(("npm install heroku@11 (or already installed)", time.monotonic() - started))
     return executable
 
 
@@ -116,9 +74,13 @@ def cli_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def emulator(pg: LocalPostgres, app_dsn: str) -> Iterator[HerokuEmulator]:
     terminate_role(pg)
     em = HerokuEmulator(admin_dsn=pg.dsn(), api_key=API_KEY, dyno_boot_seconds=60)
-    em.add_app(APP, database_url=app_dsn.replace("postgresql://", "postgres://", 1),
-               role=APP_ROLE, formation=FORMATION,
-               buildpacks=["heroku/pgbouncer", "heroku/python"])
+    em.add_app(
+        APP,
+        database_url=app_dsn.replace("postgresql://", "postgres://", 1),
+        role=APP_ROLE,
+        formation=FORMATION,
+        buildpacks=["heroku/pgbouncer", "heroku/python"],
+    )
     yield em
     terminate_role(pg)
 
@@ -145,30 +107,12 @@ def load(app_dsn: str) -> Iterator[ConnectionLoad]:
 @pytest.fixture
 def cli(heroku_cli: Path, server: RunningServer, cli_home: Path) -> Heroku:
     """Run `heroku ARGS...` against the emulator; returns a CliResult."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(cli_home),
-        "LANG": "C.UTF-8",
-        "HEROKU_API_KEY": API_KEY,
-        "HEROKU_HOST": server.url,
-        # The data API host: the CLI keeps the Platform API's scheme and port for it.
-        "HEROKU_DATA_HOST": "127.0.0.1",
-        "HEROKU_PARTICLEBOARD_URL": server.url,
-        "HEROKU_DISABLE_AUTOUPDATE": "1",
-        "HEROKU_SKIP_NEW_VERSION_CHECK": "true",
-        "HEROKU_SKIP_ANALYTICS": "1",
-        "DISABLE_TELEMETRY": "true",
-        "NO_COLOR": "1",
-        "FORCE_COLOR": "0",
-    }
+    runner = HerokuCli(heroku_cli, server.url, API_KEY, home=cli_home)
 
     def run(*args: str) -> CliResult:
-        started = time.monotonic()
-        done = subprocess.run([str(heroku_cli), *args], env=env, capture_output=True, text=True,
-                              timeout=120, check=False)
-        seconds = time.monotonic() - started
-        TIMINGS.append((f"heroku {' '.join(args)}", seconds))
-        return CliResult(done.returncode, done.stdout, done.stderr, seconds)
+        result = runner.run(*args)
+        TIMINGS.append((f"heroku {' '.join(args)}", result.seconds))
+        return result
 
     return run
 
@@ -178,8 +122,9 @@ def ok(result: CliResult) -> CliResult:
     return result
 
 
-def test_pg_info_shows_the_role_at_its_limit(cli: Heroku, app: EmulatedApp,
-                                             load: ConnectionLoad, pg: LocalPostgres) -> None:
+def test_pg_info_shows_the_role_at_its_limit(
+    cli: Heroku, app: EmulatedApp, load: ConnectionLoad, pg: LocalPostgres
+) -> None:
     assert load.open(ROLE_LIMIT, "web.1") == ROLE_LIMIT
     out = ok(cli("pg:info", "-a", APP)).stdout
     assert out.startswith("=== DATABASE_URL")
@@ -193,8 +138,9 @@ def test_pg_info_shows_the_role_at_its_limit(cli: Heroku, app: EmulatedApp,
     assert role_backends(pg) == ROLE_LIMIT
 
 
-def test_pg_killall_frees_the_role(cli: Heroku, app: EmulatedApp,
-                                   load: ConnectionLoad, pg: LocalPostgres) -> None:
+def test_pg_killall_frees_the_role(
+    cli: Heroku, app: EmulatedApp, load: ConnectionLoad, pg: LocalPostgres
+) -> None:
     load.open(ROLE_LIMIT, "web.2")
     result = ok(cli("pg:killall", "-a", APP))
     assert "Terminating connections for all credentials... done" in result.stderr
@@ -213,7 +159,8 @@ def test_ps_lists_dynos_by_process_type(cli: Heroku) -> None:
 
 
 def test_ps_restart_drops_connections_and_dynos_restart(
-        cli: Heroku, app: EmulatedApp, load: ConnectionLoad, pg: LocalPostgres) -> None:
+    cli: Heroku, app: EmulatedApp, load: ConnectionLoad, pg: LocalPostgres
+) -> None:
     load.open(6, "web.1")
     load.open(4, "worker.1")
     result = ok(cli("ps:restart", "-a", APP))
@@ -224,8 +171,7 @@ def test_ps_restart_drops_connections_and_dynos_restart(
     assert re.search(r"^web\.1: starting ", out, re.M), out  # boot takes 60 s in this fixture
 
 
-def test_ps_restart_one_process_type(cli: Heroku, app: EmulatedApp,
-                                     load: ConnectionLoad) -> None:
+def test_ps_restart_one_process_type(cli: Heroku, app: EmulatedApp, load: ConnectionLoad) -> None:
     web = ConnectionLoad(load.dsn)
     try:
         web.open(3, "web.2")
@@ -246,15 +192,19 @@ def test_buildpacks_in_order(cli: Heroku) -> None:
     assert "1. heroku/pgbouncer\n2. heroku/python\n" in out
 
 
-def test_connection_pooling_attach_on_standard(
-        cli: Heroku, emulator: HerokuEmulator, app_dsn: str) -> None:
-    big = emulator.add_app("shop-big", database_url=app_dsn.replace("postgresql:", "postgres:", 1),
-                           role=APP_ROLE, plan="standard-0")
+def test_connection_pooling_attach_on_standard(cli: Heroku, emulator: HerokuEmulator, app_dsn: str) -> None:
+    big = emulator.add_app(
+        "shop-big",
+        database_url=app_dsn.replace("postgresql:", "postgres:", 1),
+        role=APP_ROLE,
+        plan="standard-0",
+    )
     before = big.current_release.version
     result = ok(cli("pg:connection-pooling:attach", "-a", "shop-big"))
     assert big.current_release.version == before + 1
-    assert ("Setting DATABASE_CONNECTION_POOL config vars and restarting shop-big... "
-            f"done, v{before + 1}") in result.stderr, result.stderr
+    assert (
+        f"Setting DATABASE_CONNECTION_POOL config vars and restarting shop-big... done, v{before + 1}"
+    ) in result.stderr, result.stderr
     assert "DATABASE_CONNECTION_POOL_URL" in big.config_vars
 
 
@@ -264,8 +214,7 @@ def test_connection_pooling_refused_on_essential(cli: Heroku) -> None:
     assert "You can't perform this operation on Essential-tier databases." in result.stderr
 
 
-def test_cli_only_talked_to_the_emulator_with_the_key(
-        cli: Heroku, emulator: HerokuEmulator) -> None:
+def test_cli_only_talked_to_the_emulator_with_the_key(cli: Heroku, emulator: HerokuEmulator) -> None:
     ok(cli("pg:info", "-a", APP))
     ok(cli("ps", "-a", APP))
     paths = [r.path for r in emulator.requests]
