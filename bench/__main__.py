@@ -43,23 +43,46 @@ SCENARIOS = {"1", "2", "3", "4", "5", "6"}
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
-    parser.add_argument("--heroku-latency", type=float, default=0.1, metavar="SECONDS",
-                        help="latency the Heroku emulator adds to every call (default 0.1)")
+    parser.add_argument(
+        "--heroku-latency",
+        type=float,
+        default=0.1,
+        metavar="SECONDS",
+        help="latency the Heroku emulator adds to every call (default 0.1)",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer samples; under 90 s")
-    parser.add_argument("--only", default="", metavar="1,2,…",
-                        help="run only these scenarios (1 ack, 2 report, 3 drain, 4 holders, 5 memory, "
-                        "6 two processes)")
-    parser.add_argument("--profile", action="store_true",
-                        help="attach py-spy to the bot during each scenario; summaries in the JSON, "
-                        "stacks in bench/results/profiles/")
-    parser.add_argument("--no-pin", action="store_true",
-                        help="do not give the bot a CPU of its own (by default it gets the last CPU and "
-                        "everything else the others)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
+    parser.add_argument(
+        "--only",
+        default="",
+        metavar="1,2,…",
+        help="run only these scenarios (1 ack, 2 report, 3 drain, 4 holders, 5 memory, 6 two processes)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="attach py-spy to the bot during each scenario; summaries in the JSON, "
+        "stacks in bench/results/profiles/",
+    )
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not give the bot a CPU of its own (by default it gets the last CPU and "
+        "everything else the others)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write the JSON (default: results/latest.json for a full default run, "
+        "results/partial.json for --quick or --only, so the committed figures stay a full run's)",
+    )
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     if only - SCENARIOS:
         parser.error(f"unknown scenario(s): {', '.join(sorted(only - SCENARIOS))}")
+    if args.out is None:
+        partial = bool(args.quick or only)
+        args.out = RESULTS / ("partial.json" if partial else "latest.json")
     args.only = only or SCENARIOS
     return args
 
@@ -104,8 +127,9 @@ async def run(args: argparse.Namespace, results: Results) -> None:
             finally:
                 system.reset()
             if out is not None:
-                results.profiles.append({"scenario": f"{number} {name}", "stacks": str(out.relative_to(ROOT)),
-                                         **summarize(out)})
+                results.profiles.append(
+                    {"scenario": f"{number} {name}", "stacks": str(out.relative_to(ROOT)), **summarize(out)}
+                )
 
         say("starting the bot (python -m bot)", started)
         bot = system.start_bot()
@@ -123,8 +147,9 @@ async def run(args: argparse.Namespace, results: Results) -> None:
             fresh = system.start_bot()
             wanted = args.only & {"3", "5"}
             if wanted:
-                await step(min(wanted), "drain ingest and memory", fresh,
-                           lambda: drain.memory_and_ingest(ctx, fresh))
+                await step(
+                    min(wanted), "drain ingest and memory", fresh, lambda: drain.memory_and_ingest(ctx, fresh)
+                )
             await step("3", "drain during an incident", fresh, lambda: drain.storm(ctx, fresh))
             if "6" in args.only:
                 say("starting a second bot on the same Redis", started)
@@ -133,8 +158,9 @@ async def run(args: argparse.Namespace, results: Results) -> None:
                     # Two processes on one CPU would measure the CPU: let both use every core.
                     for b in (fresh, second):
                         set_affinity(b.process.pid, everything)
-                await step("6", "two processes", fresh,
-                           lambda: drain.two_processes(ctx, [fresh, second], dual_apps))
+                await step(
+                    "6", "two processes", fresh, lambda: drain.two_processes(ctx, [fresh, second], dual_apps)
+                )
         _check_bots_alive(system, ctx)
         results.machine["bot_niced"] = system.bot_favoured
     results.rows = sorted(ctx.rows, key=lambda r: r.scenario)
@@ -173,10 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     results.machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     m = results.machine
     print(f"\npgconn benchmarks — {results.mode} run, {results.seconds:.0f} s, revision {results.revision}")
-    print(f"machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}; "
-          f"Heroku emulator latency {args.heroku_latency * 1000:.0f} ms per call")
-    print(f"CPUs: {m['cpu_layout']}; load average (1, 5, 15 min) {m['load_average_at_start']} at start, "
-          f"{m['load_average_at_end']} at end (other work on the machine shows in the tails)\n")
+    print(
+        f"machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}; "
+        f"Heroku emulator latency {args.heroku_latency * 1000:.0f} ms per call"
+    )
+    print(
+        f"CPUs: {m['cpu_layout']}; load average (1, 5, 15 min) {m['load_average_at_start']} at start, "
+        f"{m['load_average_at_end']} at end (other work on the machine shows in the tails)\n"
+    )
     print(render_table(results.rows))
     for line in results.not_measured:
         print(f"\nnot measured: {line}")
