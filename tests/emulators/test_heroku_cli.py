@@ -98,13 +98,6 @@ def app(emulator: HerokuEmulator) -> EmulatedApp:
 
 
 @pytest.fixture
-def load(app_dsn: str) -> Iterator[ConnectionLoad]:
-    hog = ConnectionLoad(app_dsn)
-    yield hog
-    hog.close()
-
-
-@pytest.fixture
 def cli(heroku_cli: Path, server: RunningServer, cli_home: Path) -> Heroku:
     """Run `heroku ARGS...` against the emulator; returns a CliResult."""
     runner = HerokuCli(heroku_cli, server.url, API_KEY, home=cli_home)

@@ -201,13 +201,6 @@ def app(emulator: HerokuEmulator) -> EmulatedApp:
     return emulator.apps[APP]
 
 
-@pytest.fixture
-def load(app_dsn: str) -> Iterator[ConnectionLoad]:
-    hog = ConnectionLoad(app_dsn)
-    yield hog
-    hog.close()
-
-
 def call(api: httpx.Client, method: str, path: str, body: Any = None,
          expect: int = 200, **kw: Any) -> Any:
     response = api.request(method, path, json=body, **kw)

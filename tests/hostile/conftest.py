@@ -15,6 +15,7 @@ test_secrets.py's scan is moved to the very end of the run so it sees all of it.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ import pytest
 import sandbox.process
 from emulators.slack import SlackEmulator
 from emulators.slack_state import RecordedCall
+from sandbox.servers import LocalRedis
 
 
 @dataclass
@@ -77,3 +79,11 @@ def pytest_collection_modifyitems(
     last = [item for item in items if item.nodeid.endswith(SCAN_LAST)]
     if last:
         items[:] = [item for item in items if item not in last] + last
+
+
+@pytest.fixture
+def own_redis() -> Iterator[LocalRedis]:
+    """A Redis of the test's own, so stopping or flooding it leaves the session's alone."""
+    server = LocalRedis.start()
+    yield server
+    server.stop()

@@ -46,13 +46,6 @@ FATAL_EVERY = 50  # one refused-connection line in fifty
 
 
 @pytest.fixture
-def own_redis() -> Iterator[LocalRedis]:
-    server = LocalRedis.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def load_bot(system: System, own_redis: LocalRedis) -> Iterator[BotProcess]:
     with dedicated_bot(
         system, redis_url=own_redis.url, PGCONN_LOG_LEVEL="WARNING", PGCONN_RESOLVE_AFTER="3600",

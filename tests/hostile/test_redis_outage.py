@@ -43,13 +43,6 @@ STATE_NOTE = "state store (Redis) is unreachable"
 
 
 @pytest.fixture
-def own_redis() -> Iterator[LocalRedis]:
-    server = LocalRedis.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def own_bot(system: System, own_redis: LocalRedis) -> Iterator[BotProcess]:
     # Incidents stay open for the whole test and the parent is redrawn at every signal.
     with dedicated_bot(
