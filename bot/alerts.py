@@ -775,6 +775,7 @@ class AlertEngine:
                 headroom=self.settings.budget_headroom,
                 # A stale context (forgotten after a webhook) is no shortcut: the report reads anew.
                 context=known.context(incident.app) if known and fresh else None,
+                thresholds=self.settings.diagnosis_thresholds,
             )
             blocks = report_blocks(report, idle_after_s=self.settings.kill_idle_after_s)
             used, limit = report.connections_used, report.connections_limit
@@ -930,7 +931,11 @@ class AlertEngine:
             return False
         try:
             report = await build_report(
-                self.heroku, self.inspector, app, headroom=self.settings.budget_headroom
+                self.heroku,
+                self.inspector,
+                app,
+                headroom=self.settings.budget_headroom,
+                thresholds=self.settings.diagnosis_thresholds,
             )
             blocks = [
                 {

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bot.diagnosis import DEFAULT_THRESHOLDS, Band, Thresholds
 from bot.errors import ConfigError
 
 _APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,29}$")
@@ -57,6 +58,9 @@ class Settings:
     reserve_interval_s: float = 30.0
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
+    # When each diagnosis check turns yellow / red (PGCONN_DIAG_*; connection count from the
+    # alert shares).
+    diagnosis_thresholds: Thresholds = DEFAULT_THRESHOLDS
 
     @property
     def http_mode(self) -> bool:
@@ -131,6 +135,36 @@ class Settings:
         if not port_raw.isdigit() or not 0 < int(port_raw) < 65536:
             raise ConfigError(f"PORT must be a TCP port number, got {port_raw[:20]!r}")
 
+        def band(name: str, default: Band, hi: float) -> Band:
+            """`YELLOW,RED` seconds, or one number for both (no yellow stage)."""
+            raw = opt(name)
+            if raw is None:
+                return default
+            parts = [x.strip() for x in raw.split(",")]
+            try:
+                values = [float(x) for x in parts]
+            except ValueError:
+                raise ConfigError(
+                    f"{name} must be seconds as YELLOW,RED (e.g. 60,300), got {raw[:20]!r}"
+                ) from None
+            if len(values) not in (1, 2) or not all(0 <= v <= hi for v in values) or values[0] > values[-1]:
+                raise ConfigError(
+                    f"{name} must be YELLOW,RED seconds with 0 ≤ YELLOW ≤ RED ≤ {hi:g}, got {raw[:20]!r}"
+                )
+            return Band(values[0], values[-1])
+
+        warn_share = number("PGCONN_ALERT_WARN", 0.80, 0.05, 1.0)
+        critical_share = number("PGCONN_ALERT_CRITICAL", 0.95, 0.05, 1.0)
+        d = DEFAULT_THRESHOLDS
+        diagnosis_thresholds = Thresholds(
+            connections=Band(warn_share, max(warn_share, critical_share)),
+            long_query_s=band("PGCONN_DIAG_LONG_QUERY_S", d.long_query_s, 86400),
+            long_transaction_s=band("PGCONN_DIAG_LONG_TX_S", d.long_transaction_s, 86400),
+            idle_in_transaction_s=band("PGCONN_DIAG_IDLE_IN_TX_S", d.idle_in_transaction_s, 86400),
+            blocked_s=band("PGCONN_DIAG_BLOCKED_S", d.blocked_s, 86400),
+            leak_factor=number("PGCONN_DIAG_LEAK_FACTOR", d.leak_factor, 1.0, 100),
+        )
+
         return cls(
             slack_bot_token=bot_token,
             slack_signing_secret=signing_secret,
@@ -153,8 +187,8 @@ class Settings:
             db_statement_timeout_ms=int(number("PGCONN_DB_TIMEOUT_MS", 3000, 100, 60000)),
             kill_idle_after_s=int(number("PGCONN_KILL_IDLE_AFTER", 60, 0, 86400)),
             budget_headroom=int(number("PGCONN_BUDGET_HEADROOM", 3, 0, 100)),
-            alert_warn_share=number("PGCONN_ALERT_WARN", 0.80, 0.05, 1.0),
-            alert_critical_share=number("PGCONN_ALERT_CRITICAL", 0.95, 0.05, 1.0),
+            alert_warn_share=warn_share,
+            alert_critical_share=critical_share,
             resolve_after_s=int(number("PGCONN_RESOLVE_AFTER", 300, 1, 86400)),
             alert_update_s=number("PGCONN_ALERT_UPDATE_INTERVAL", 5.0, 0.0, 3600),
             alert_reply_s=number("PGCONN_ALERT_REPLY_INTERVAL", 60.0, 0.0, 86400),
@@ -163,6 +197,7 @@ class Settings:
             restart_poll_s=number("PGCONN_RESTART_POLL", 2.0, 0.05, 60),
             reserve_interval_s=number("PGCONN_RESERVE_INTERVAL", 30.0, 0.1, 3600),
             log_level=(opt("PGCONN_LOG_LEVEL") or "INFO").upper(),
+            diagnosis_thresholds=diagnosis_thresholds,
         )
 
 

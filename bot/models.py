@@ -107,3 +107,36 @@ class AppContext:
     @property
     def database_url(self) -> str | None:
         return self.config_vars.get(self.database.config_var)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One client backend the diagnosis looks at (pg_stat_activity, with pg_locks for waits).
+
+    Ages are seconds before the moment the row was read; None when the server left the
+    timestamp empty (no transaction open, or another role's backend it will not describe).
+    """
+
+    pid: int
+    application_name: str
+    usename: str
+    client_addr: str
+    state: str  # "active", "idle in transaction", … ("" when hidden from this role)
+    query_age_s: float | None  # since query_start: how long the current/last query has run
+    xact_age_s: float | None  # since xact_start
+    state_age_s: float | None  # since state_change: e.g. how long it has sat idle in transaction
+    blocked_by: tuple[int, ...]  # pg_blocking_pids, for backends waiting on a lock
+    waiting_for: str | None  # the lock it waits for, e.g. "RowExclusiveLock on orders"
+    query: str  # the start of the query text only: it may contain data
+
+    @property
+    def idle_in_transaction(self) -> bool:
+        return self.state.startswith("idle in transaction")
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Holders and the backends worth a closer look, read in one round trip."""
+
+    holders: Holders
+    backends: tuple[Backend, ...]

@@ -23,7 +23,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from bot.errors import DatabaseError, DatabaseFull, DatabaseUnreachable
-from bot.models import HolderGroup, Holders
+from bot.models import Activity, Backend, HolderGroup, Holders
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,46 @@ SELECT current_user,
        (SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user),
        current_setting('max_connections')::int
 """
+
+# The backends a diagnosis looks at, not every backend: those idle in transaction, those
+# whose query or transaction is older than %(older_than)s, those waiting on a lock and
+# whoever they wait for. pg_blocking_pids takes the lock manager's locks, so it runs only
+# for backends that wait on a lock. Only the start of the query text is read: it may
+# carry data, and the diagnosis shows a shortened form at most.
+_BACKENDS_SQL = """
+WITH a AS MATERIALIZED (
+    SELECT pid, application_name, usename, client_addr, state, query_start, xact_start,
+           state_change, query,
+           CASE WHEN wait_event_type = 'Lock' THEN pg_blocking_pids(pid) END AS blocked_by
+    FROM pg_stat_activity
+    WHERE backend_type = 'client backend'
+      AND pid <> pg_backend_pid()
+      AND coalesce(application_name, '') NOT IN ('pgconn-reserved', 'pgconn')
+)
+SELECT pid, coalesce(application_name, ''), coalesce(usename, ''),
+       coalesce(host(client_addr), 'local'), coalesce(state, ''),
+       extract(epoch FROM now() - query_start),
+       extract(epoch FROM now() - xact_start),
+       extract(epoch FROM now() - state_change),
+       coalesce(blocked_by, '{}'),
+       (SELECT CASE l.locktype
+                   WHEN 'transactionid' THEN 'a row lock'
+                   WHEN 'tuple' THEN 'a row lock on ' || l.relation::regclass::text
+                   ELSE l.mode || ' on ' || coalesce(l.relation::regclass::text, l.locktype)
+               END
+        FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1),
+       left(coalesce(query, ''), %(query_chars)s)
+FROM a
+WHERE state LIKE 'idle in transaction%%'
+   OR cardinality(blocked_by) > 0
+   OR pid IN (SELECT unnest(blocked_by) FROM a)
+   OR (state = 'active' AND now() - query_start >= make_interval(secs => %(older_than)s))
+   OR now() - xact_start >= make_interval(secs => %(older_than)s)
+ORDER BY coalesce(xact_start, query_start) NULLS LAST
+LIMIT %(max_rows)s
+"""
+QUERY_CHARS = 200
+MAX_BACKENDS = 500
 
 # Backends of this role other than pgconn's own; idle ones only when asked.
 _TERMINATE_SQL = """
@@ -152,13 +192,18 @@ class PostgresInspector:
         return conn is not None and not conn.closed
 
     async def _run(self, dsn: str, query: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        """Run on the reserved connection when there is one, else on a short-lived one."""
+        return (await self._run_many(dsn, [(query, params)]))[0]
+
+    async def _run_many(
+        self, dsn: str, statements: list[tuple[str, dict[str, Any] | None]]
+    ) -> list[list[tuple[Any, ...]]]:
+        """Run statements in one pipeline (one round trip), on the reserved connection when
+        there is one, else on a short-lived one."""
         async with self._lock(dsn):
             conn = self._reserved.get(dsn)
             if conn is not None and not conn.closed:
                 try:
-                    cur = await conn.execute(query, params)
-                    return await cur.fetchall()
+                    return await _pipeline(conn, statements)
                 except (psycopg.OperationalError, psycopg.InterfaceError):
                     # Terminated or the server restarted: drop it and try a fresh one.
                     log.info("reserved connection failed; falling back to a new connection")
@@ -168,18 +213,34 @@ class PostgresInspector:
                     raise DatabaseError(f"query failed ({_safe_reason(exc)})") from None
         conn = await self._connect(dsn, ADHOC_APPLICATION_NAME)
         try:
-            cur = await conn.execute(query, params)
-            return await cur.fetchall()
+            return await _pipeline(conn, statements)
         except psycopg.Error as exc:
             raise DatabaseError(f"query failed ({_safe_reason(exc)})") from None
         finally:
             await _close_quietly(conn)
 
     async def holders(self, dsn: str) -> Holders:
-        rows = await self._run(dsn, _LIMITS_SQL + ";")
-        role, conn_limit, max_conn = rows[0]
-        rows = await self._run(dsn, _HOLDERS_SQL)
+        limits, rows = await self._run_many(dsn, [(_LIMITS_SQL, None), (_HOLDERS_SQL, None)])
+        role, conn_limit, max_conn = limits[0]
         return build_holders(role, conn_limit, max_conn, rows)
+
+    async def activity(self, dsn: str, *, older_than_s: float) -> Activity:
+        """Holders plus the backends a diagnosis looks at, in the same round trip (read-only)."""
+        limits, rows, backends = await self._run_many(
+            dsn,
+            [
+                (_LIMITS_SQL, None),
+                (_HOLDERS_SQL, None),
+                (
+                    _BACKENDS_SQL,
+                    {"older_than": older_than_s, "query_chars": QUERY_CHARS, "max_rows": MAX_BACKENDS},
+                ),
+            ],
+        )
+        role, conn_limit, max_conn = limits[0]
+        return Activity(
+            holders=build_holders(role, conn_limit, max_conn, rows), backends=build_backends(backends)
+        )
 
     async def terminate(self, dsn: str, *, idle_older_than_s: int | None = None) -> Termination:
         rows = await self._run(
@@ -217,8 +278,8 @@ def build_holders(
                 idle=int(idle),
                 idle_in_transaction=int(iit),
                 other=other,
-                oldest_idle_s=float(idle_age) if idle_age is not None else None,
-                longest_idle_in_tx_s=float(tx_age) if tx_age is not None else None,
+                oldest_idle_s=_seconds(idle_age),
+                longest_idle_in_tx_s=_seconds(tx_age),
             )
         )
         states["active"] += int(active)
@@ -242,6 +303,52 @@ def build_holders(
         oldest_idle_s=oldest_idle,
         longest_idle_in_tx_s=longest_tx,
     )
+
+
+def build_backends(rows: list[tuple[Any, ...]]) -> tuple[Backend, ...]:
+    """Rows of _BACKENDS_SQL as Backends. Pure."""
+    return tuple(
+        Backend(
+            pid=int(pid),
+            application_name=str(app_name),
+            usename=str(user),
+            client_addr=str(addr),
+            state=str(state),
+            query_age_s=_seconds(query_age),
+            xact_age_s=_seconds(xact_age),
+            state_age_s=_seconds(state_age),
+            blocked_by=tuple(int(p) for p in blocked_by or ()),
+            waiting_for=str(waiting_for) if waiting_for else None,
+            query=str(query),
+        )
+        for (
+            pid,
+            app_name,
+            user,
+            addr,
+            state,
+            query_age,
+            xact_age,
+            state_age,
+            blocked_by,
+            waiting_for,
+            query,
+        ) in rows
+    )
+
+
+def _seconds(value: Any) -> float | None:
+    # extract(epoch …) arrives as Decimal; NULL when the server left the timestamp empty.
+    return float(value) if value is not None else None
+
+
+async def _pipeline(
+    conn: psycopg.AsyncConnection[Any], statements: list[tuple[str, dict[str, Any] | None]]
+) -> list[list[tuple[Any, ...]]]:
+    # One round trip for all of them: the report's latency is mostly round trips.
+    async with conn.pipeline():
+        cursors = [await conn.execute(query, params) for query, params in statements]
+    return [await cur.fetchall() for cur in cursors]
 
 
 async def _close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.budget import Budget, connection_budget, plan_connection_limit
+from bot.diagnosis import DEFAULT_THRESHOLDS, Diagnosis, Thresholds, diagnose
 from bot.errors import DatabaseError, DatabaseFull, HerokuError, PgconnError
 from bot.heroku import HerokuClient
-from bot.models import AppContext, Database, Holders, HoldersUnavailable, PgInfo, ProcessType
+from bot.models import Activity, AppContext, Database, Holders, HoldersUnavailable, PgInfo, ProcessType
 from bot.postgres import PostgresInspector
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class Report:
     budget: Budget | None
     formation: tuple[ProcessType, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    diagnosis: Diagnosis | None = None  # the checks and the likely cause the report leads with
 
     @property
     def connections_used(self) -> int | None:
@@ -85,10 +87,12 @@ async def build_report(
     *,
     headroom: int = 3,
     context: AppContext | None = None,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> Report:
     """Raises only when the app itself cannot be resolved (unknown app, bad key, no DB).
 
     `context` skips the first round trip when the caller resolved the app moments ago.
+    The diagnosis is read in the same round trip as the holders.
     """
     if context is None:
         context = await load_app_context(heroku, app)
@@ -101,7 +105,7 @@ async def build_report(
             notes.append(f"pg:info unavailable: {exc.message}")
             return None
 
-    async def holders() -> Holders | HoldersUnavailable:
+    async def holders() -> Activity | HoldersUnavailable:
         dsn = context.database_url
         if not dsn:
             return HoldersUnavailable(
@@ -110,7 +114,7 @@ async def build_report(
         try:
             # Take the reserved slot while there is room; at the limit it is what still works.
             await inspector.ensure_reserved(dsn)
-            return await inspector.holders(dsn)
+            return await inspector.activity(dsn, older_than_s=thresholds.older_than_s)
         except DatabaseFull as exc:
             return HoldersUnavailable(
                 f"pgconn could not open a connection: {exc.message}. Every slot of the app's role "
@@ -120,14 +124,15 @@ async def build_report(
         except DatabaseError as exc:
             return HoldersUnavailable(exc.message, role_full=False)
 
-    pg_info, held = await asyncio.gather(info(), holders())
+    pg_info, activity = await asyncio.gather(info(), holders())
+    held = activity.holders if isinstance(activity, Activity) else activity
     limit = (pg_info.connections_limit if pg_info else None) or plan_connection_limit(context.database.plan)
     budget = None
     if limit is not None:
         budget = connection_budget(context.formation, context.config_vars, limit, headroom=headroom)
     else:
         notes.append("The plan's connection limit is unknown, so the budget cannot be checked")
-    return Report(
+    report = Report(
         app=app,
         database=context.database,
         pg_info=pg_info,
@@ -136,6 +141,15 @@ async def build_report(
         formation=context.formation,
         notes=tuple(notes),
     )
+    diagnosis = diagnose(
+        held,
+        activity.backends if isinstance(activity, Activity) else (),
+        used=report.connections_used,
+        limit=report.connections_limit,
+        budget=budget,
+        thresholds=thresholds,
+    )
+    return replace(report, diagnosis=diagnosis)
 
 
 async def app_budget(heroku: HerokuClient, app: str, *, headroom: int = 3) -> tuple[str, Budget]:

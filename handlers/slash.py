@@ -12,7 +12,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import watching
 from bot.commands import HELP, Command, CommandError, parse_command
-from bot.diagnosis import advice
 from bot.errors import PgconnError
 from bot.messaging import post_in_channel, tell
 from bot.render.audit import audit_text
@@ -69,6 +68,7 @@ async def _build_report(services: Services, app: str) -> Report:
             app,
             headroom=services.settings.budget_headroom,
             context=context,
+            thresholds=services.settings.diagnosis_thresholds,
         )
 
     built, state_up = await asyncio.gather(report(), redis_ok(services.redis))
@@ -137,7 +137,7 @@ async def _diagnose(
 ) -> None:
     assert cmd.app is not None
     report = await _build_report(services, cmd.app)
-    blocks = report_blocks(report, idle_after_s=services.settings.kill_idle_after_s, advice=advice(report))
+    blocks = report_blocks(report, idle_after_s=services.settings.kill_idle_after_s, checks=True)
     await post_in_channel(
         client, respond, channel=command["channel_id"], text=report_fallback_text(report), blocks=blocks
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.detect import Severity
 from bot.render.actions import ACTIONS_BLOCK_ID
+from bot.render.diagnosis import CAUSE_BLOCK_ID
 from bot.render.report import connections_line
 from bot.render.text import MAX_BLOCKS, MAX_TEXT, code, duration, escape, plural, sparkline, truncate
 from bot.state.incidents import Incident
@@ -151,6 +152,10 @@ def alert_blocks(
     if incident.last_error and not incident.posted:
         blocks.append(_context(f"Posted late: Slack refused earlier ({escape(incident.last_error)})"))
     part = _report_part(report, with_actions=not resolved)
+    # The report's likely cause leads the alert too, right under what is happening.
+    cause = [b for b in part if b.get("block_id") == CAUSE_BLOCK_ID]
+    part = [b for b in part if b.get("block_id") != CAUSE_BLOCK_ID]
+    blocks[2:2] = cause
     if part:
         blocks.append({"type": "divider"})
         blocks.extend(part)

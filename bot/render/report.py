@@ -5,18 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from bot.models import Holders, HoldersUnavailable
-from bot.render.actions import remediation_actions, restart_type_menu
+from bot.render.actions import REMEDY_ACTIONS, remediation_actions, restart_type_menu
 from bot.render.budget import verdict_line
-from bot.render.text import MAX_TEXT, bar, code, duration, escape, plural, truncate
+from bot.render.diagnosis import cause_block, checks_blocks
+from bot.render.text import MAX_TEXT, bar, code, duration, escape, fit_lines, plural, section, truncate
 from bot.report import Report
 
 TOP_HOLDERS = 12
 # pg:info rows shown as fields (Slack allows 10 per section); Connections gets its own line.
 _SKIP_FIELDS = {"Connections"}
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, MAX_TEXT)}}
 
 
 def _context(text: str) -> dict[str, Any]:
@@ -65,22 +62,15 @@ def holders_text(holders: Holders, top: int = TOP_HOLDERS) -> str:
     rest = holders.groups[top:]
     if rest:
         lines.append(f"… and {plural(len(rest), 'more group')} holding {sum(g.total for g in rest)}")
-    # Keep whole lines: a cut mid-line could leave a dangling backtick or entity.
-    out: list[str] = []
-    size = 0
-    for line in lines:
-        if size + len(line) + 1 > MAX_TEXT - 40:
-            out.append(f"… {len(lines) - len(out)} more lines")
-            break
-        out.append(line)
-        size += len(line) + 1
-    return "\n".join(out)
+    return fit_lines(lines)
 
 
 def report_blocks(
-    report: Report, *, idle_after_s: int = 60, with_actions: bool = True, advice: list[str] | None = None
+    report: Report, *, idle_after_s: int = 60, with_actions: bool = True, checks: bool = False
 ) -> list[dict[str, Any]]:
+    """The report, leading with the likely cause; `checks` adds every diagnosis check (`diagnose`)."""
     db = report.database
+    cause = report.diagnosis.cause if report.diagnosis else None
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
@@ -89,8 +79,10 @@ def report_blocks(
                 "text": truncate(f"{report.app} · {db.addon_name} ({db.attachment_name})", 150),
             },
         },
-        _section(connections_line(report.connections_used, report.connections_limit)),
     ]
+    if cause is not None:
+        blocks.append(cause_block(cause))
+    blocks.append(section(connections_line(report.connections_used, report.connections_limit)))
     if report.pg_info is not None:
         fields = [
             {"type": "mrkdwn", "text": truncate(f"*{escape(name)}*\n{escape(value)}", 2000)}
@@ -100,14 +92,14 @@ def report_blocks(
         if fields:
             blocks.append({"type": "section", "fields": fields})
     if report.budget is not None:
-        blocks.append(_section(verdict_line(report.budget)))
+        blocks.append(section(verdict_line(report.budget)))
     blocks.append({"type": "divider"})
     held = report.holders
     if isinstance(held, Holders):
-        blocks.append(_section(holders_text(held)))
+        blocks.append(section(holders_text(held)))
     else:
         blocks.append(
-            _section(
+            section(
                 f":warning: *Holders could not be read.* {escape(held.reason)}."
                 + (
                     " pg:info above comes from the Heroku API; *Kill all* still works "
@@ -119,8 +111,8 @@ def report_blocks(
         )
     if report.notes:
         blocks.append(_context(" · ".join(escape(n) for n in report.notes)))
-    if advice:
-        blocks.append(_section("*What to do*\n" + "\n".join(f"• {tip}" for tip in advice)))
+    if checks and report.diagnosis is not None:
+        blocks.extend(checks_blocks(report.diagnosis))
     if with_actions:
         idle = None
         role_total = None
@@ -137,17 +129,19 @@ def report_blocks(
                 idle_after_s=idle_after_s,
                 dynos=sum(p.quantity for p in report.formation) if report.formation else None,
                 pgbouncer_pool=report.budget.pgbouncer_pool_size if report.budget else None,
+                lead=REMEDY_ACTIONS[cause.remedy] if cause and cause.remedy else None,
+                lead_process_type=cause.process_type if cause else None,
             )
         )
-        menu = restart_type_menu(report.app, [(p.type, p.quantity) for p in report.formation])
+        menu = restart_type_menu(
+            report.app,
+            [(p.type, p.quantity) for p in report.formation],
+            # The restart button restarts one type then; the menu keeps "all" within reach.
+            with_all=cause is not None and cause.remedy == "restart" and cause.process_type is not None,
+        )
         if menu is not None:
             blocks.append(menu)
     return blocks
-
-
-def advice_blocks(tips: list[str]) -> list[dict[str, Any]]:
-    """`diagnose`: the advice as one section, before the buttons."""
-    return [{"type": "divider"}, _section("*What to do*\n" + "\n".join(f"• {t}" for t in tips))]
 
 
 def report_fallback_text(report: Report) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 # Slack caps a section/context text at 3000 characters and a message at 50 blocks.
 MAX_TEXT = 3000
@@ -39,6 +40,29 @@ def code(text: object, limit: int = 60) -> str:
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = "".join(c if c >= " " else " " for c in s)
     return f"`{s}`" if s else "`(empty)`"
+
+
+def section(text: str, block_id: str | None = None) -> dict[str, Any]:
+    """A mrkdwn section block, its text cut to Slack's limit."""
+    block: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, MAX_TEXT)}}
+    if block_id is not None:
+        block["block_id"] = block_id
+    return block
+
+
+def fit_lines(lines: Sequence[str], limit: int = MAX_TEXT - 40) -> str:
+    """Join whole lines up to `limit` characters, then say how many were left out.
+
+    Never cuts mid-line: a cut could leave a dangling backtick or a half entity."""
+    out: list[str] = []
+    size = 0
+    for line in lines:
+        if size + len(line) + 1 > limit:
+            out.append(f"… {len(lines) - len(out)} more lines")
+            break
+        out.append(line)
+        size += len(line) + 1
+    return "\n".join(out)
 
 
 def truncate(text: str, limit: int) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from bot.errors import DatabaseFull, DatabaseUnreachable
@@ -11,15 +9,6 @@ from bot.postgres import RESERVED_APPLICATION_NAME, PostgresInspector, build_hol
 from sandbox.load import ConnectionLoad
 from sandbox.servers import LocalPostgres
 from tests.support import APP_ROLE, DB_PASSWORD, ROLE_LIMIT, role_backends, terminate_role
-
-
-@pytest.fixture
-def load(app_dsn: str, pg: LocalPostgres) -> Iterator[ConnectionLoad]:
-    terminate_role(pg)
-    hog = ConnectionLoad(app_dsn)
-    yield hog
-    hog.close()
-    terminate_role(pg)
 
 
 async def test_holders_group_by_application_name_and_state(load: ConnectionLoad, app_dsn: str) -> None:

@@ -179,6 +179,13 @@ async def test_the_real_database_at_its_limit_opens_one_thread_with_true_numbers
     assert f"*{ROLE_LIMIT}/{ROLE_LIMIT}*" in text  # pg:info's live count against the plan's limit
     assert "at the limit" in text
     assert 'too many connections for role "app_role"' in text
+    # The report's likely cause leads the alert, right under the summary: web.1 far over its
+    # budget when pgconn could read the holders, else the full role and Kill all.
+    cause = parent.blocks[2]
+    assert cause.get("block_id") == "pgconn.cause", parent.blocks
+    cause_text = cause["text"]["text"]
+    assert cause_text.startswith(":red_circle: *Likely cause:* ")
+    assert "web.1 holds" in cause_text or "every connection slot of the role is taken" in cause_text
     await alerts.until(lambda: refused(parent) == len(lines))
     # The numbers stay true while the role stays full (the periodic probe sees it full).
     await asyncio.sleep(RESOLVE_AFTER_S + 0.5)

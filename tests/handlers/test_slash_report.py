@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
@@ -9,7 +10,7 @@ import httpx
 
 from emulators.slack import Message
 from tests.conftest import System
-from tests.harness import ADMIN, OPS_CHANNEL
+from tests.harness import ADMIN, OPS_CHANNEL, bot_env, new_port, start_bot
 from tests.support import API_KEY, DB_PASSWORD, ROLE_LIMIT, blocks_text, role_backends
 
 
@@ -155,11 +156,74 @@ async def test_heroku_401_says_the_key_is_wrong_without_showing_it(system: Syste
     assert API_KEY not in text
 
 
-async def test_diagnose_posts_the_report_with_what_to_do(system: System) -> None:
-    system.load.open(12, "web.1")
+def actions_of(message: Message) -> list[dict]:
+    return next(b for b in message.blocks if b["type"] == "actions")["elements"]
+
+
+async def test_diagnose_lists_every_check_and_the_report_leads_with_the_cause_and_its_button(
+    system: System,
+) -> None:
+    system.load.open(10, "web.1")  # the budget says 3 per web dyno (gunicorn -w 3)
+    system.load.open(2, "worker.1")
     await system.slack.send_slash_command("my-app diagnose", user_id=ADMIN, channel_id=OPS_CHANNEL)
-    text = blocks_text((await report_message(system)).blocks)
-    assert "*What to do*" in text and "12 of 13 connections are idle" in text
+    message = await report_message(system)
+    text = blocks_text(message.blocks)
+    assert message.blocks[0]["type"] == "header"
+    assert message.blocks[1]["text"]["text"] == (
+        ":red_circle: *Likely cause:* web.1 holds 10 connections; the budget expects 3 per web dyno"
+    )
+    assert message.blocks[2]["text"]["text"].startswith("*Connections:* *13/20*")
+    for name in (
+        "Connection count", "Long-running queries", "Long transactions", "Idle in transaction",
+        "Blocking queries", "Connections per dyno vs the budget",
+    ):
+        assert f"*{name}*" in text
+    assert ":red_circle: *Connections per dyno vs the budget*" in text
+    assert "• web.1 holds 10, the budget says 3 per web dyno" in text
+    first = actions_of(message)[0]
+    assert (first["action_id"], first["value"], first["style"]) == ("pgconn.restart", "my-app:web", "primary")
+
+    # The button the cause leads with restarts the leaking process type, and only it.
+    await system.slack.click(
+        action_id=first["action_id"], value=first["value"], user_id=ADMIN, channel_id=OPS_CHANNEL,
+        message_ts=message.ts,
+    )
+
+    def restarted() -> Message | None:
+        return next((m for m in system.slack.thread(OPS_CHANNEL, message.ts) if "restarted" in m.text), None)
+
+    reply = await system.slack.wait_for(restarted, timeout=15)
+    assert "restarted 3 web dynos" in reply.text
+    assert [r.path for r in system.heroku.requests if r.method == "DELETE"] == ["/apps/my-app/dynos/web"]
+    assert system.load.alive() == 2  # worker.1's connections were left alone
+
+
+async def test_idle_in_transaction_thresholds_from_the_environment_reach_the_report(system: System) -> None:
+    bot = start_bot(
+        bot_env(
+            slack_url=system.slack.url,
+            heroku_url=system.heroku.url,
+            redis_url=system.redis_url,
+            port=new_port(),
+            PGCONN_DIAG_IDLE_IN_TX_S="0.2,0.5",
+        )
+    )
+    try:
+        system.slack.request_url = bot.events_url
+        system.load.open(3, "worker.1", state="idle_in_tx")
+        await asyncio.sleep(0.6)  # past the configured red threshold, by the server's clock
+        await system.slack.send_slash_command("my-app", user_id=ADMIN, channel_id=OPS_CHANNEL)
+        message = await report_message(system)
+        assert message.blocks[1]["text"]["text"].startswith(
+            ":red_circle: *Likely cause:* worker.1 holds 3 connections idle in transaction, the oldest for "
+        )
+        first = actions_of(message)[0]
+        assert (first["action_id"], first["style"]) == ("pgconn.kill_idle", "primary")
+        # The report leads with the cause; the checks themselves are for `diagnose`.
+        assert "*Checks*" not in blocks_text(message.blocks)
+    finally:
+        system.slack.request_url = system.bot.events_url
+        bot.stop()
 
 
 async def test_budget_command_posts_the_full_table(system: System) -> None:
