@@ -17,7 +17,7 @@ HELP = """*pgconn* — Heroku Postgres connections, from Slack.
 • `/pgconn APP budget` — the full connection budget: dynos × processes × connections vs the plan
 • `/pgconn APP watch` / `unwatch` — add or remove pgconn's log drain and webhooks (alert threads)
 • `/pgconn APP audit` — recent actions taken through pgconn
-• `/pgconn APP diagnose` — the report plus what to do about it
+• `/pgconn APP diagnose` — the report plus every check: long queries, idle in transaction, locks, leaks
 • `/pgconn help` — this message"""
 
 

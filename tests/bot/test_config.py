@@ -60,3 +60,43 @@ def test_sandbox_only_when_no_credential_at_all() -> None:
     assert wants_sandbox({"PGCONN_APPS": "x"})
     assert not wants_sandbox({"HEROKU_API_KEY": "k"})
     assert not wants_sandbox({"SLACK_BOT_TOKEN": "xoxb-1"})
+
+
+def test_diagnosis_thresholds_default_and_read_yellow_red_pairs() -> None:
+    default = Settings.from_env(GOOD).diagnosis_thresholds
+    assert (default.idle_in_transaction_s.yellow, default.idle_in_transaction_s.red) == (60, 300)
+    assert (default.connections.yellow, default.connections.red) == (0.80, 0.95)
+    s = Settings.from_env(
+        {
+            **GOOD,
+            "PGCONN_DIAG_LONG_QUERY_S": "10, 120",
+            "PGCONN_DIAG_LONG_TX_S": "30,30",
+            "PGCONN_DIAG_IDLE_IN_TX_S": "15",  # one number: red from there, no yellow stage
+            "PGCONN_DIAG_BLOCKED_S": "1,2.5",
+            "PGCONN_DIAG_LEAK_FACTOR": "3",
+            "PGCONN_ALERT_WARN": "0.7",
+            "PGCONN_ALERT_CRITICAL": "0.9",
+        }
+    ).diagnosis_thresholds
+    assert (s.long_query_s.yellow, s.long_query_s.red) == (10, 120)
+    assert (s.long_transaction_s.yellow, s.long_transaction_s.red) == (30, 30)
+    assert (s.idle_in_transaction_s.yellow, s.idle_in_transaction_s.red) == (15, 15)
+    assert (s.blocked_s.yellow, s.blocked_s.red) == (1, 2.5)
+    assert s.leak_factor == 3
+    assert (s.connections.yellow, s.connections.red) == (0.7, 0.9)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PGCONN_DIAG_LONG_QUERY_S", "soon"),
+        ("PGCONN_DIAG_LONG_TX_S", "300,60"),
+        ("PGCONN_DIAG_IDLE_IN_TX_S", "1,2,3"),
+        ("PGCONN_DIAG_BLOCKED_S", "-1,5"),
+        ("PGCONN_DIAG_LEAK_FACTOR", "0.5"),
+    ],
+)
+def test_bad_diagnosis_threshold_is_named(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**GOOD, name: value})
+    assert name in info.value.message
