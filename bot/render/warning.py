@@ -13,7 +13,7 @@ from bot.prevention import Fixes
 from bot.render.actions import ADD_PGBOUNCER, remediation_actions
 from bot.render.alert import when
 from bot.render.budget import verdict_line
-from bot.render.text import MAX_TEXT, escape, truncate
+from bot.render.text import MAX_TEXT, code, escape, inert, truncate
 
 Block = dict[str, Any]
 WARNING_BLOCK_ID = "pgconn.budget-warning"
@@ -58,9 +58,10 @@ def warning_blocks(app: str, change: str, budget: Budget, fixes: Fixes, *, at: f
     if fixes.items:
         lines = []
         for fix in fixes.items:
-            line = f"• {escape(fix.text)}"
+            # inert, not escape: a command copied from here must not carry zero-width spaces.
+            line = f"• {inert(fix.text)}"
             if fix.command:
-                line += f" — `{escape(fix.command)}`"
+                line += f" — {code(fix.command, 200)}"
             lines.append(line)
         blocks.append(_section("*Ways back under the limit*\n" + "\n".join(lines)))
     if fixes.pgbouncer_pool is not None:
