@@ -9,18 +9,21 @@ with its secret, to the running bot (the emulator routes the public URL to it).
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from bot.heroku import PLATFORM_ACCEPT
 from bot.render.actions import ADD_PGBOUNCER
+from bot.webhooks import SIGNATURE_HEADER, sign
 from emulators.slack import Message
 from tests.conftest import System
-from tests.handlers.conftest import WAIT_S, blocks_of
-from tests.handlers.test_webhooks import slash
-from tests.harness import ALERT_CHANNEL, PUBLIC_URL
+from tests.handlers.conftest import WAIT_S, Alerts, blocks_of
+from tests.handlers.test_webhooks import event, one_webhook, slash
+from tests.harness import ALERT_CHANNEL, PUBLIC_URL, BotProcess
 from tests.support import API_KEY
 
 ACTOR = "oncall@example.com"  # the emulated account whose API key made the change
@@ -183,3 +186,72 @@ async def test_only_a_delivery_signed_with_the_secret_is_acted_on(
     assert signed.status_code == 200
     parent = await until(system, lambda: next(iter(parents(system)), None))
     assert f"{ACTOR} scaled web 3 → 6" in blocks_of(parent)
+
+
+def signed_event(secret: str, quantity: int, previous: int) -> tuple[bytes, dict[str, str]]:
+    """A formation delivery of its own (a new delivery id), signed as Heroku signs it."""
+    body = event("formation", "update", app="my-app", type="web", quantity=quantity)
+    data = json.loads(body)
+    data["previous_data"] = {"quantity": previous}
+    raw = json.dumps(data).encode()
+    return raw, {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, raw)}
+
+
+async def test_many_deliveries_across_two_processes_open_one_thread(
+    alerts: Alerts, second_alert_bot: BotProcess
+) -> None:
+    system = alerts.system
+    await slash(system, "my-app watch")
+    secret = one_webhook(system, "my-app").secret
+    assert secret is not None
+    system.heroku.webhooks.routes = {}  # only the deliveries below reach the bots
+    await scale(system, "my-app", "web", 6)
+    # Ten distinct deliveries of the same change (Heroku also sends a release; retries; a second
+    # subscription) arrive at once, split over two processes of the same deployment.
+    deliveries = [signed_event(secret, 6, 3) for _ in range(10)]
+    targets = [alerts.bot, second_alert_bot] * 5
+    responses = await asyncio.gather(
+        *(
+            alerts.http.post(f"{bot.url}/webhooks/heroku/my-app", content=body, headers=headers)
+            for bot, (body, headers) in zip(targets, deliveries, strict=True)
+        )
+    )
+    assert {r.status_code for r in responses} == {200}
+    parent = await until(system, lambda: next(iter(parents(system)), None))
+    await asyncio.sleep(1.5)
+    assert len(parents(system)) == 1, [blocks_of(m)[:80] for m in parents(system)]
+    assert replies(system, parent) == []
+    assert "scaled web 3 → 6" in blocks_of(parent)
+
+
+async def test_a_heroku_failure_leaves_the_delivery_to_be_retried(system: System) -> None:
+    await slash(system, "my-app watch")
+    system.heroku.webhooks.routes = {PUBLIC_URL: "http://127.0.0.1:1"}
+    await scale(system, "my-app", "web", 6)
+    await settled(system)
+    (lost,) = system.heroku.webhooks.of("my-app")
+    # Heroku's API fails while pgconn re-reads the formation: nothing is posted, nothing kept.
+    system.heroku.inject(path="/apps/my-app/formation", method="GET", status=503, times=50)
+    async with httpx.AsyncClient(timeout=10) as http:
+        first = await http.post(
+            f"{system.bot.url}/webhooks/heroku/my-app", content=lost.body, headers=lost.headers
+        )
+        assert first.status_code == 200
+        await until(system, lambda: "budget watch my-app: formation not evaluated" in system.bot.logs())
+        assert parents(system) == []
+        system.heroku.faults.clear()
+        # Heroku's retry of the same delivery (level "sync") is handled, not taken for a replay.
+        again = await http.post(
+            f"{system.bot.url}/webhooks/heroku/my-app", content=lost.body, headers=lost.headers
+        )
+    assert again.status_code == 200 and again.text != "already handled\n"
+    parent = await until(system, lambda: next(iter(parents(system)), None))
+    assert f"{ACTOR} scaled web 3 → 6" in blocks_of(parent)
+
+
+async def test_unwatch_forgets_the_baseline_and_any_open_thread(system: System) -> None:
+    await slash(system, "my-app watch")
+    stored = redis.Redis.from_url(system.redis_url)
+    assert stored.get("pgconn:budget-watch:my-app") is not None
+    await slash(system, "my-app unwatch")
+    assert stored.get("pgconn:budget-watch:my-app") is None
