@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,6 +43,7 @@ class Attempt:
     status: str  # "scheduled", "succeeded", "failed"
     created_at: datetime
     updated_at: datetime
+    seconds: float = 0.0  # until the subscriber answered (or the attempt failed)
 
 
 @dataclass
@@ -183,6 +185,7 @@ class WebhookDispatcher:
         if hook.authorization:
             headers["Authorization"] = hook.authorization
         delivery.body, delivery.headers = body, headers
+        started = time.monotonic()
         try:
             response = await http.post(self._target(delivery.url), content=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -192,4 +195,5 @@ class WebhookDispatcher:
             attempt.code = response.status_code
             attempt.status = "succeeded" if 200 <= response.status_code < 300 else "failed"
         attempt.updated_at = now()
+        attempt.seconds = time.monotonic() - started
         return attempt.status == "succeeded"
