@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import drain_scenarios as drain
-from bench import scenarios
+from bench import prevention, scenarios
 from bench.common import DEFAULT, QUICK, Context
 from bench.profiling import profiled, summarize
 from bench.system import (
@@ -38,7 +38,7 @@ from bench.table import Results, git_revision, machine, render_markdown, render_
 from sandbox.process import BotProcess
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = {"1", "2", "3", "4", "5", "6"}
+SCENARIOS = {"1", "2", "3", "4", "5", "6", "7"}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -55,7 +55,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--only",
         default="",
         metavar="1,2,…",
-        help="run only these scenarios (1 ack, 2 report, 3 drain, 4 holders, 5 memory, 6 two processes)",
+        help="run only these scenarios (1 ack, 2 report, 3 drain, 4 holders, 5 memory, 6 two processes, "
+        "7 budget warning)",
     )
     parser.add_argument(
         "--profile",
@@ -96,6 +97,7 @@ async def run(args: argparse.Namespace, results: Results) -> None:
     plan = QUICK if args.quick else DEFAULT
     alert_apps = incident_apps("inc", plan.alert_incidents)
     dual_apps = incident_apps("dup", plan.dual_incidents)
+    warn_apps = incident_apps("warn", plan.warning_samples)
     layout = None if args.no_pin else pin_cpus()
     everything = set(os.sched_getaffinity(0)) | (layout[0] if layout else set())
     results.machine["cpu_layout"] = (
@@ -106,7 +108,8 @@ async def run(args: argparse.Namespace, results: Results) -> None:
         else "not pinned"
     )
     say("starting PostgreSQL, Redis, the Heroku and Slack emulators", started)
-    with running_system(heroku_latency=args.heroku_latency, extra_apps=alert_apps + dual_apps) as system:
+    extra_apps = alert_apps + dual_apps + warn_apps
+    with running_system(heroku_latency=args.heroku_latency, extra_apps=extra_apps) as system:
         system.bot_cpus = layout[0] if layout else None
         ctx = Context(system=system, plan=plan, heroku_latency=args.heroku_latency)
         profiles_dir = RESULTS / "profiles" if args.profile else None
@@ -139,6 +142,7 @@ async def run(args: argparse.Namespace, results: Results) -> None:
         await step("4", "holders", None, lambda: scenarios.holders(ctx))
         await step("3", "parser", None, _sync(lambda: drain.parser_alone(ctx)))
         await step("3", "alert latency", bot, lambda: drain.alert_latency(ctx, bot, alert_apps))
+        await step("7", "budget warning", bot, lambda: prevention.scale_to_warning(ctx, bot, warn_apps))
         if "5" in args.only:
             scenarios.keeper_cost(ctx, dual_apps, bot_started, time.time())
         system.stop_bot(bot)

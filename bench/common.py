@@ -30,6 +30,7 @@ class Plan:
     alert_incidents: int
     dual_lines: int
     dual_incidents: int
+    warning_samples: int  # fresh apps scaled past their budget, one warning each
 
 
 BURST = 50
@@ -50,6 +51,7 @@ DEFAULT = Plan(
     alert_incidents=20,
     dual_lines=400_000,
     dual_incidents=10,
+    warning_samples=12,
 )
 QUICK = Plan(
     ack_sequential=40,
@@ -65,6 +67,7 @@ QUICK = Plan(
     alert_incidents=6,
     dual_lines=100_000,
     dual_incidents=4,
+    warning_samples=4,
 )
 
 

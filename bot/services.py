@@ -21,12 +21,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts import AlertEngine
 from bot.authz import Authoriser
+from bot.budget_watch import BudgetWatcher
 from bot.config import Settings
 from bot.heroku import HerokuClient
 from bot.postgres import PostgresInspector
 from bot.report import AppContextLoader
 from bot.state import Redis, connect_redis
 from bot.state.actions import ActionLedger, AuditLog
+from bot.state.budget_watch import BudgetWatchStore
 from bot.state.incidents import IncidentStore
 from bot.state.metrics import MetricStore
 from bot.state.webhooks import WebhookSecrets
@@ -52,6 +54,7 @@ class Services:
     audit: AuditLog
     alerts: AlertEngine
     webhook_secrets: WebhookSecrets
+    budget_watch: BudgetWatcher
     _dsn_cache: dict[str, tuple[float, str | None]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -155,4 +158,5 @@ def build_services(settings: Settings) -> Services:
         audit=AuditLog(redis),
         alerts=alerts,
         webhook_secrets=WebhookSecrets(redis),
+        budget_watch=BudgetWatcher(settings, heroku=heroku, slack=slack, store=BudgetWatchStore(redis)),
     )

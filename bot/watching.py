@@ -13,7 +13,8 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from bot.errors import ConfigError, HerokuError, HerokuRejected, StateUnavailable
+from bot.budget_watch import BudgetWatcher
+from bot.errors import ConfigError, HerokuError, HerokuRejected, PgconnError, StateUnavailable
 from bot.heroku import HerokuClient
 from bot.state.webhooks import WebhookSecrets
 from bot.webhooks import INCLUDE
@@ -61,13 +62,20 @@ class Subscription:
 
 
 async def watch(
-    heroku: HerokuClient, app: str, public_url: str | None, token: str | None, secrets: WebhookSecrets
+    heroku: HerokuClient,
+    app: str,
+    public_url: str | None,
+    token: str | None,
+    secrets: WebhookSecrets,
+    watcher: BudgetWatcher | None = None,
+    alert_channel: str | None = None,
 ) -> str:
     public_url, token = _require(public_url, token)
     drain_added = await _add_drain(heroku, app, public_url, token)
     webhook = await _subscribe(heroku, app, public_url, secrets)
+    budget = await _baseline(watcher, app, alert_channel) if watcher is not None else ""
     if not drain_added and not webhook.changed:
-        return f"pgconn already receives `{app}`'s logs and webhooks; nothing changed."
+        return f"pgconn already receives `{app}`'s logs and webhooks; nothing changed.{budget}"
     if drain_added:
         head = (
             f"pgconn now receives `{app}`'s logs and will open an alert thread when its database runs "
@@ -75,7 +83,24 @@ async def watch(
         )
     else:
         head = f"pgconn already receives `{app}`'s logs."
-    return f"{head}\n{webhook.sentence}"
+    return f"{head}\n{webhook.sentence}{budget}"
+
+
+async def _baseline(watcher: BudgetWatcher, app: str, alert_channel: str | None) -> str:
+    """The budget as it is now, remembered so the first change has a 'before'; one sentence."""
+    try:
+        budget = await watcher.baseline(app)
+    except PgconnError as exc:
+        log.warning("watch %s: budget baseline not taken: %s", app, type(exc).__name__)
+        return f"\nThe budget could not be computed now ({exc.message}); the first change will set it."
+    where = f"<#{alert_channel}>" if alert_channel else "the alert channel (PGCONN_ALERT_CHANNEL is not set)"
+    now = f"{budget.total} of {budget.limit} connections ({budget.verdict})"
+    if budget.verdict == "fits":
+        return f"\nBudget now: {now}. pgconn warns in {where} if a scale-up or release breaks it."
+    return (
+        f"\nBudget now: {now} — it already does not fit (`/pgconn {app} budget`). pgconn warns in "
+        f"{where} when a change makes it worse, and says when it fits again."
+    )
 
 
 async def _add_drain(heroku: HerokuClient, app: str, public_url: str, token: str) -> bool:
@@ -154,7 +179,13 @@ def _not_subscribed(app: str, why: str) -> str:
     )
 
 
-async def unwatch(heroku: HerokuClient, app: str, public_url: str | None, secrets: WebhookSecrets) -> str:
+async def unwatch(
+    heroku: HerokuClient,
+    app: str,
+    public_url: str | None,
+    secrets: WebhookSecrets,
+    watcher: BudgetWatcher | None = None,
+) -> str:
     if not public_url:
         raise ConfigError("PGCONN_PUBLIC_URL is not set, so pgconn cannot tell which drain is its own")
     drains = 0
@@ -174,6 +205,8 @@ async def unwatch(heroku: HerokuClient, app: str, public_url: str | None, secret
     except StateUnavailable:
         # Harmless: no subscription signs with it any more, and the next watch reuses it.
         log.warning("unwatch %s: the webhook secret could not be deleted (Redis unavailable)", app)
+    if watcher is not None:
+        await watcher.forget(app)
     log.info("unwatch %s: %d log drain(s), %d webhook subscription(s) removed", app, drains, hooks)
     if drains and hooks:
         return (

@@ -38,9 +38,31 @@ def signature_valid(secret: str | None, body: bytes, signature: str | None) -> b
 
 
 @dataclass(frozen=True)
+class FormationChange:
+    """What a formation event says changed: `previous_data` holds only the fields that did."""
+
+    process_type: str
+    quantity: int | None
+    previous_quantity: int | None
+    size: str | None
+    previous_size: str | None
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    version: int | None
+    description: str  # "Set WEB_CONCURRENCY config vars", "Deploy 3f2a9c1e", …
+
+
+@dataclass(frozen=True)
 class WebhookEvent:
     resource: str  # "formation", "release", …
     action: str  # "create", "update", "destroy"
+    # Heroku's id of this delivery; a retry of it (level "sync") or a replay carries the same.
+    delivery_id: str | None = None
+    actor: str | None = None  # the email of whoever made the change
+    formation: FormationChange | None = None
+    release: ReleaseInfo | None = None
 
     @property
     def relevant(self) -> bool:
@@ -48,7 +70,11 @@ class WebhookEvent:
 
 
 def parse_event(body: bytes) -> WebhookEvent | None:
-    """The event's resource and action; None when the body is not a Heroku webhook event."""
+    """The event, or None when the body is not a Heroku webhook event.
+
+    Only the fields pgconn uses are kept, each checked for type and size: they end up in
+    log lines and Slack messages, and the body is outside input even when signed.
+    """
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -60,4 +86,54 @@ def parse_event(body: bytes) -> WebhookEvent | None:
         return None
     # Both end up in a log line: only short, plain words are kept as they are.
     action = action if isinstance(action, str) and _WORD.fullmatch(action) else "unknown"
-    return WebhookEvent(resource=resource, action=action)
+    payload = _dict(data.get("data"))
+    previous = _dict(data.get("previous_data"))
+    formation = None
+    release = None
+    if resource == "formation":
+        ptype = _text(payload.get("type"), 40)
+        if ptype is not None and _WORD.fullmatch(ptype):
+            formation = FormationChange(
+                process_type=ptype,
+                quantity=_count(payload.get("quantity")),
+                previous_quantity=_count(previous.get("quantity")),
+                size=_text(payload.get("size"), 40),
+                previous_size=_text(previous.get("size"), 40),
+            )
+    elif resource == "release":
+        release = ReleaseInfo(
+            version=_count(payload.get("version")),
+            description=_text(payload.get("description"), 200) or "",
+        )
+    actor = _text(_dict(data.get("actor")).get("email"), 120)
+    if actor is None and resource == "release":
+        actor = _text(_dict(payload.get("user")).get("email"), 120)
+    delivery = _text(_dict(_dict(data.get("webhook_metadata")).get("delivery")).get("id"), 64)
+    return WebhookEvent(
+        resource=resource,
+        action=action,
+        delivery_id=delivery if delivery and _ID.fullmatch(delivery) else None,
+        actor=actor,
+        formation=formation,
+        release=release,
+    )
+
+
+_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+def _dict(value: object) -> dict[str, object]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: object, limit: int) -> str | None:
+    """A short single-line string, or None."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return " ".join(value.split())[:limit]
+
+
+def _count(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 100_000:
+        return None
+    return value

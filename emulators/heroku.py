@@ -72,6 +72,7 @@ from emulators.heroku_state import (
     new_uuid,
     now,
 )
+from emulators.heroku_webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,8 @@ class HerokuEmulator:
         # own connection): a restart of every dyno leaves them alone; a connection reset not.
         self.external_application_prefixes: tuple[str, ...] = ("pgconn",)
         self.restart_on_config_change = True
+        # Formation changes and releases are POSTed to the apps' webhook subscriptions.
+        self.webhooks = WebhookDispatcher()
         self.account = Account()
         self.pg = PostgresEffects(admin_dsn)
         self._faults_lock = threading.Lock()
@@ -396,13 +399,15 @@ class HerokuEmulator:
 
     async def _release(self, app: EmulatedApp, description: str) -> None:
         """A new release: every dyno restarts on it (as Heroku does), then the hook runs."""
-        app.add_release(description)
+        release = app.add_release(description)
+        self.webhooks.publish(app, "release", "create", app.release_json(release))
         if self.restart_on_config_change:
             await self._restart(app, "all", reason="release")
         await self._call_hook(self.on_release, app)
 
     async def _apply_formation(self, app: EmulatedApp, form: Formation, update: dict[str, Any]
                                ) -> None:
+        before = {"quantity": form.quantity, "size": form.size}
         quantity = update.get("quantity")
         if quantity is not None:
             if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
@@ -423,6 +428,10 @@ class HerokuEmulator:
                 await self.pg.terminate(app.role, belongs_to_dyno(name))
         if size_changed:
             await self._restart(app, form.type, reason="scale")
+        # As Heroku does: previous_data holds the fields that changed, with their old values.
+        changed = {k: v for k, v in before.items() if v != {"quantity": form.quantity, "size": form.size}[k]}
+        if changed:
+            self.webhooks.publish(app, "formation", "update", app.formation_json(form), changed)
 
     # -- routes --------------------------------------------------------------------
 
@@ -462,6 +471,8 @@ class HerokuEmulator:
             _Route("POST", "/apps/{app}/webhooks", self._add_webhook),
             _Route("GET", "/apps/{app}/webhooks/{hook}", self._get_webhook),
             _Route("DELETE", "/apps/{app}/webhooks/{hook}", self._delete_webhook),
+            _Route("GET", "/apps/{app}/webhook-deliveries", self._list_deliveries),
+            _Route("GET", "/apps/{app}/webhook-deliveries/{delivery}", self._get_delivery),
             _Route("GET", "/apps/{app}/releases", self._list_releases),
             # Heroku Postgres data API (api.data.heroku.com in production).
             _Route("GET", "/client/v11/databases/{db}", self._pg_info),
@@ -760,6 +771,17 @@ class HerokuEmulator:
         hook = self._webhook(app, request.path_params["hook"])
         app.webhooks.remove(hook)
         return JSONResponse(app.webhook_json(hook))
+
+    async def _list_deliveries(self, request: Request) -> Response:
+        app = self._app(request.path_params["app"])
+        return JSONResponse([d.to_json() for d in self.webhooks.of(app.name)])
+
+    async def _get_delivery(self, request: Request) -> Response:
+        app = self._app(request.path_params["app"])
+        for delivery in self.webhooks.of(app.name):
+            if delivery.id == request.path_params["delivery"]:
+                return JSONResponse(delivery.to_json())
+        raise HerokuApiError(404, "not_found", "Couldn't find that webhook delivery.", "app_webhook_delivery")
 
     # Releases (the CLI reads the latest after connection-pooling:attach).
 

@@ -117,7 +117,13 @@ async def _watch(
     assert cmd.app is not None
     s = services.settings
     message = await watching.watch(
-        services.heroku, cmd.app, s.public_url, s.drain_token, services.webhook_secrets
+        services.heroku,
+        cmd.app,
+        s.public_url,
+        s.drain_token,
+        services.webhook_secrets,
+        services.budget_watch,
+        s.alert_channel,
     )
     await tell(respond, message)
 
@@ -126,8 +132,9 @@ async def _unwatch(
     services: Services, cmd: Command, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
     assert cmd.app is not None
+    s = services.settings
     message = await watching.unwatch(
-        services.heroku, cmd.app, services.settings.public_url, services.webhook_secrets
+        services.heroku, cmd.app, s.public_url, services.webhook_secrets, services.budget_watch
     )
     await tell(respond, message)
 

@@ -3,11 +3,14 @@
 Order of checks: the app, then the signature (against the secret pgconn made when it
 subscribed, kept in Redis), then the body. Nothing is done for a delivery that is not
 verified. A verified formation or release event drops what pgconn cached about the
-app, so the next report, alert or keeper pass reads the new formation and config.
+app, so the next report, alert or keeper pass reads the new formation and config, and
+has the budget recomputed (a warning thread when it stops fitting). Each delivery is
+taken once: a replay, or Heroku's retry of one already handled, does nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from starlette.requests import Request
@@ -54,7 +57,16 @@ def heroku_webhook(services: Services) -> Endpoint:
         log.info("webhook %s: %s %s", app, event.resource, event.action)
         if not event.relevant:
             return Response(status_code=204)
+        delivery = event.delivery_id or hashlib.sha256(body).hexdigest()
+        try:
+            first = await services.budget_watch.store.claim_delivery(app, delivery)
+        except StateUnavailable:
+            return PlainTextResponse("cannot deduplicate now: state store unavailable\n", status_code=503)
+        if not first:
+            log.info("webhook %s: delivery %s was already handled; nothing done", app, delivery)
+            return PlainTextResponse("already handled\n", status_code=200)
         services.forget_app(app)
+        services.spawn(services.budget_watch.handle(app, event, delivery), name=f"budget-watch:{app}")
         return Response(status_code=200)
 
     return endpoint

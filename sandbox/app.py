@@ -25,10 +25,11 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from bot.prevention import BUDGET_VARS
 from bot.render.actions import ACTION_IDS
 from emulators.slack_state import Message
 from sandbox.logplex import shown_url
-from sandbox.run import ALERT_CHANNEL, APP_ROLE, DEMO_APP, ME, OPS_CHANNEL, Sandbox
+from sandbox.run import ALERT_CHANNEL, APP_ROLE, DEMO_APP, MAX_DYNOS, ME, OPS_CHANNEL, Sandbox
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_TEXT = 2000
@@ -91,6 +92,15 @@ def create_app(sandbox: Sandbox) -> Starlette:
         await _json(request)
         return JSONResponse({"ok": True, **await run_in_threadpool(sandbox.exhaust)})
 
+    async def scale(request: Request) -> Response:
+        body = await _json(request)
+        process_type, quantity = body.get("type"), body.get("quantity")
+        if process_type not in {f.type for f in list(sandbox.app.formation.values())}:
+            raise BadRequest("unknown process type")
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 <= quantity <= MAX_DYNOS:
+            raise BadRequest(f"quantity must be a whole number from 0 to {MAX_DYNOS}")
+        return JSONResponse({"ok": True, **await run_in_threadpool(sandbox.scale, process_type, quantity)})
+
     async def stop_load(request: Request) -> Response:
         await _json(request)
         await run_in_threadpool(sandbox.stop_load)
@@ -107,6 +117,7 @@ def create_app(sandbox: Sandbox) -> Starlette:
             Route("/sandbox/click", click, methods=["POST"]),
             Route("/sandbox/exhaust", exhaust, methods=["POST"]),
             Route("/sandbox/stop-load", stop_load, methods=["POST"]),
+            Route("/sandbox/scale", scale, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         exception_handlers={BadRequest: bad_request},
@@ -253,7 +264,8 @@ def _heroku_state(sandbox: Sandbox) -> dict[str, Any]:
         "formation": [{"type": f.type, "quantity": f.quantity, "command": f.command} for f in formation],
         "dynos": [{"name": d.name, "state": d.state} for d in dynos],
         "buildpacks": list(app.buildpacks),
-        "config": {k: v for k, v in config.items() if k.startswith("PGBOUNCER_")},
+        # The budget's own inputs only: the rest (DATABASE_URL) carries a password.
+        "config": {k: v for k, v in config.items() if k in BUDGET_VARS},
         "releases": [
             {"version": r.version, "description": r.description} for r in list(app.releases)[-4:][::-1]
         ],

@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import uvicorn
 
 from bot.budget import Budget, connection_budget, plan_connection_limit
+from bot.heroku import PLATFORM_ACCEPT
 from bot.models import ProcessType
 from bot.watching import drain_url
 from emulators.heroku import HerokuEmulator
@@ -57,11 +59,15 @@ ALERT_CHANNEL = "C0ALERTS"
 OPS_CHANNEL = "C0OPS"
 ME = "U0SANDBOX"  # the person at the page; in PGCONN_ADMINS
 ME_NAME = "you"
-# Over budget on purpose: 3 × 3 workers × 2 threads + 4 celery children + 3 headroom = 25 > 20.
+# Fits at rest: 3 web dynos × WEB_CONCURRENCY=3 gunicorn workers + 2 celery children + 3 headroom
+# = 14 of 20. Scaling web to 6 makes it 23: pgconn warns before any connection fails, and
+# "Exhaust" then shows why (6 × 3 + 2 = 20 app connections, plus pgconn's reserved one).
 FORMATION: list[dict[str, Any]] = [
-    {"type": "web", "quantity": 3, "command": "gunicorn app.wsgi -w 3 --threads 2", "size": "basic"},
-    {"type": "worker", "quantity": 1, "command": "celery -A app worker -c 4", "size": "basic"},
+    {"type": "web", "quantity": 3, "command": "gunicorn app.wsgi", "size": "basic"},
+    {"type": "worker", "quantity": 1, "command": "celery -A app worker -c 2", "size": "basic"},
 ]
+CONFIG_VARS = {"WEB_CONCURRENCY": "3"}
+MAX_DYNOS = 10  # what the page may scale a process type to
 # Behind PgBouncer each dyno runs more app threads than the role could ever hold directly.
 CLIENTS_PER_DYNO_BEHIND_PGBOUNCER = 10
 PGBOUNCER_START = "bin/start-pgbouncer"
@@ -146,6 +152,7 @@ class Sandbox:
             role=APP_ROLE,
             plan=PLAN,
             formation=FORMATION,
+            config_vars=CONFIG_VARS,
             buildpacks=["heroku/python"],
         )
         self._seen_release = app.current_release.version
@@ -319,6 +326,23 @@ class Sandbox:
             "ok" if connected else "warn",
         )
         return {"clients": self.traffic.clients}
+
+    def scale(self, process_type: str, quantity: int) -> dict[str, Any]:
+        """`heroku ps:scale TYPE=N`: the same Platform API call, so Heroku's webhook follows."""
+        assert self.heroku is not None
+        before = self.app.formation[process_type].quantity
+        response = httpx.patch(
+            f"{self.heroku.url}/apps/{DEMO_APP}/formation/{process_type}",
+            json={"quantity": quantity},
+            headers={"Authorization": f"Bearer {self.heroku.api_key}", "Accept": PLATFORM_ACCEPT},
+            timeout=10,
+        )
+        response.raise_for_status()
+        self.events.add(
+            f"You scaled {process_type} {before} → {quantity} (heroku ps:scale {process_type}={quantity}); "
+            "Heroku sends its formation webhook to pgconn"
+        )
+        return {"type": process_type, "before": before, "quantity": quantity}
 
     def stop_load(self) -> None:
         with self._load_lock:

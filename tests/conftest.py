@@ -25,6 +25,7 @@ from tests.harness import (
     GROUP,
     GROUP_MEMBER,
     OPS_CHANNEL,
+    PUBLIC_URL,
     STRANGER,
     BotProcess,
     bot_env,
@@ -158,11 +159,15 @@ def system(
     terminate_role(pg)
     load = ConnectionLoad(app_dsn)
     slack.request_url = bot.events_url
+    # Heroku delivers the apps' webhooks to the public URL the bot subscribed with: here, to it.
+    heroku.webhooks.routes = {PUBLIC_URL: bot.url}
+    heroku.webhooks.deliveries.clear()
     yield System(
         bot=bot, slack=slack, heroku=heroku, pg=pg, load=load, app_dsn=app_dsn, redis_url=redis_server.url
     )
     load.close()
     terminate_role(pg)
+    heroku.webhooks.routes = {}
 
 
 @dataclass

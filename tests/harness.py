@@ -17,6 +17,8 @@ from sandbox.process import start_bot as start_process
 from tests.support import API_KEY, BOT_TOKEN, DRAIN_TOKEN, SIGNING_SECRET
 
 ALERT_CHANNEL = "C0ALERTS"
+# Where the bot says it can be reached; the Heroku emulator routes it to the running bot.
+PUBLIC_URL = "https://pgconn.example.com"
 OPS_CHANNEL = "C0OPS"
 ADMIN = "UADMIN01"
 GROUP = "SOPSTEAM"
@@ -46,7 +48,7 @@ def bot_env(
         "PGCONN_ADMINS": f"{ADMIN},{GROUP}",
         "PGCONN_ALERT_CHANNEL": ALERT_CHANNEL,
         "PGCONN_DRAIN_TOKEN": DRAIN_TOKEN,
-        "PGCONN_PUBLIC_URL": "https://pgconn.example.com",
+        "PGCONN_PUBLIC_URL": PUBLIC_URL,
         "PGCONN_HEROKU_TIMEOUT": "2",
         "PGCONN_RESTART_POLL": "0.1",
         "PGCONN_RESTART_TIMEOUT": "20",

@@ -432,7 +432,7 @@ function renderLoad(load) {
   } else if (load.mode === "direct") {
     text = `The dynos' ${load.opened} connections were terminated; press Exhaust and they connect again.`;
   } else {
-    text = "The dynos hold no connections. Press Exhaust: every dyno opens what its processes ask for (6 per web dyno, 4 for the worker: 22 > 20).";
+    text = "The dynos hold no connections. Press Exhaust: every dyno opens what its processes ask for (the budget in the Heroku card). At 3 web dynos that fits; scale web to 6 first to see it fail.";
   }
   if (load.refused && load.mode !== "pgbouncer") text += ` Postgres refused ${load.refused} so far: ${load.last_refusal}`;
   status.textContent = text;
@@ -564,10 +564,10 @@ function wireComposer(section) {
     chip.addEventListener("click", () => { input.value = chip.dataset.fill; input.focus(); }));
 }
 
-async function consoleAction(button, path, label) {
+async function consoleAction(button, path, label, body = {}) {
   button.disabled = true;
   try {
-    const result = await post(path, {});
+    const result = await post(path, body);
     if (label) toast(label(result));
   } catch (e) {
     toast(e.message, true);
@@ -583,6 +583,12 @@ document.addEventListener("DOMContentLoaded", () => {
   exhaust.addEventListener("click", () => consoleAction(exhaust, "/sandbox/exhaust", (r) =>
     r.clients ? `${r.clients} app threads run through PgBouncer`
       : `asked for ${r.asked} connections: ${r.opened} opened, ${r.refused} refused by Postgres`));
+  for (const id of ["scale-up", "scale-down"]) {
+    const button = document.getElementById(id);
+    const body = { type: button.dataset.type, quantity: Number(button.dataset.quantity) };
+    button.addEventListener("click", () => consoleAction(button, "/sandbox/scale", (r) =>
+      `scaled ${r.type} ${r.before} → ${r.quantity}: Heroku sends the formation webhook to pgconn`, body));
+  }
   const stop = document.getElementById("stop-load");
   stop.addEventListener("click", () => consoleAction(stop, "/sandbox/stop-load", () => "load stopped"));
   document.getElementById("modal-confirm").addEventListener("click", () => closeConfirm(true));

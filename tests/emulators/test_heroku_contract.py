@@ -8,6 +8,9 @@ real server: restarts and resets terminate the role's backends, pg:info counts t
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import re
 import time
@@ -565,6 +568,101 @@ def test_webhooks_keep_their_secret(api: httpx.Client, app: EmulatedApp) -> None
     assert app.webhooks[0].include == ["api:formation", "api:release"]
     call(api, "POST", f"/apps/{APP}/webhooks", {"url": "https://x.example.com", "include": [],
                                                 "level": "notify"}, expect=422)
+
+
+class Receiver:
+    """A subscriber's endpoint: records each POST and answers `status`."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.received: list[tuple[dict[str, str], bytes]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.received.append(({k.decode(): v.decode() for k, v in scope["headers"]}, body))
+        await send({"type": "http.response.start", "status": self.status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def wait_until(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_formation_changes_and_releases_are_delivered_signed_and_recorded(
+    emulator: HerokuEmulator, api: httpx.Client, app: EmulatedApp
+) -> None:
+    receiver = Receiver()
+    running = serve_in_thread(receiver)
+    try:
+        # Subscribed under a public name; the emulator routes it to where the receiver listens.
+        emulator.webhooks.routes = {"https://hooks.example.com": running.url}
+        call(api, "POST", f"/apps/{APP}/webhooks",
+             {"url": "https://hooks.example.com/in", "include": ["api:formation", "api:release"],
+              "level": "notify", "secret": "s3cret"}, expect=201)
+        call(api, "PATCH", f"/apps/{APP}/formation/web", {"quantity": 5})
+        call(api, "PATCH", f"/apps/{APP}/config-vars", {"WEB_CONCURRENCY": "2"})
+        call(api, "PATCH", f"/apps/{APP}/formation/web", {"quantity": 5})  # no change: no event
+        wait_until(lambda: len(receiver.received) == 2)
+        time.sleep(0.2)
+        assert len(receiver.received) == 2
+    finally:
+        running.stop()
+    events = [json.loads(body) for _, body in receiver.received]
+    for headers, body in receiver.received:
+        # Heroku's signature: base64 HMAC-SHA256 of the raw body with the secret.
+        expected = base64.b64encode(hmac.new(b"s3cret", body, hashlib.sha256).digest()).decode()
+        assert headers["heroku-webhook-hmac-sha256"] == expected
+    formation, release = sorted(events, key=lambda e: e["resource"])
+    assert (formation["resource"], formation["action"]) == ("formation", "update")
+    assert formation["data"]["type"] == "web" and formation["data"]["quantity"] == 5
+    assert formation["previous_data"] == {"quantity": 3}
+    assert formation["actor"]["email"] == app.owner.email
+    assert (release["resource"], release["action"]) == ("release", "create")
+    assert release["data"]["description"] == "Set WEB_CONCURRENCY config vars"
+    # The delivery records, as the Platform API serves them.
+    listed = call(api, "GET", f"/apps/{APP}/webhook-deliveries")
+    assert_matches_schema("GET", f"/apps/{APP}/webhook-deliveries", listed)
+    assert {d["status"] for d in listed} == {"succeeded"}
+    assert {d["last_attempt"]["code"] for d in listed} == {200}
+    ids = {e["webhook_metadata"]["delivery"]["id"] for e in events}
+    assert {d["id"] for d in listed} == ids
+    one = call(api, "GET", f"/apps/{APP}/webhook-deliveries/{listed[0]['id']}")
+    assert_matches_schema("GET", f"/apps/{APP}/webhook-deliveries/{listed[0]['id']}", one)
+    call(api, "GET", f"/apps/{APP}/webhook-deliveries/{uuid.uuid4()}", expect=404)
+
+
+def test_a_sync_delivery_is_retried_and_a_notify_one_is_not(
+    emulator: HerokuEmulator, api: httpx.Client, app: EmulatedApp
+) -> None:
+    receiver = Receiver(status=500)
+    running = serve_in_thread(receiver)
+    try:
+        emulator.webhooks.routes = {"https://hooks.example.com": running.url}
+        emulator.webhooks.retry_delay = 0.01
+        for path, level in (("/sync", "sync"), ("/notify", "notify")):
+            call(api, "POST", f"/apps/{APP}/webhooks",
+                 {"url": f"https://hooks.example.com{path}", "include": ["api:formation"],
+                  "level": level}, expect=201)
+        call(api, "PATCH", f"/apps/{APP}/formation/worker", {"quantity": 2})
+        wait_until(lambda: all(d.status == "failed" for d in emulator.webhooks.of(APP))
+                   and len(emulator.webhooks.of(APP)) == 2)
+    finally:
+        running.stop()
+    attempts = {d.webhook.level: len(d.attempts) for d in emulator.webhooks.of(APP)}
+    assert attempts == {"sync": emulator.webhooks.sync_attempts, "notify": 1}
+    assert len(receiver.received) == emulator.webhooks.sync_attempts + 1
+    # Without a secret there is no signature header, as on Heroku.
+    assert all("heroku-webhook-hmac-sha256" not in h for h, _ in receiver.received)
 
 
 def test_connection_pooling_refused_on_essential(api: httpx.Client, app: EmulatedApp) -> None:

@@ -22,7 +22,7 @@ from emulators.slack import Message, SlackEmulator
 from sandbox.servers import LocalRedis
 from tests.bot.samples import logplex_headers
 from tests.conftest import System
-from tests.harness import ALERT_CHANNEL, BotProcess, bot_env, new_port, start_bot
+from tests.harness import ALERT_CHANNEL, PUBLIC_URL, BotProcess, bot_env, new_port, start_bot
 from tests.support import DRAIN_TOKEN
 
 RESOLVE_AFTER_S = 2.0
@@ -143,6 +143,7 @@ async def alerts(
 ) -> AsyncIterator[Alerts]:
     redis.Redis.from_url(alerts_redis_url(redis_server)).flushdb()
     system.slack.request_url = alert_bot.events_url
+    system.heroku.webhooks.routes = {PUBLIC_URL: alert_bot.url}
     async with httpx.AsyncClient(timeout=30) as http:
         yield Alerts(system=system, bot=alert_bot, http=http)
 

@@ -21,10 +21,8 @@ from emulators.heroku_state import Webhook
 from tests.bot.samples import frame, metric_line
 from tests.conftest import System
 from tests.handlers.conftest import RESOLVE_AFTER_S, WAIT_S, Alerts, addon, blocks_of
-from tests.harness import ADMIN, OPS_CHANNEL, BotProcess
+from tests.harness import ADMIN, OPS_CHANNEL, PUBLIC_URL, BotProcess
 from tests.support import API_KEY, DRAIN_TOKEN
-
-PUBLIC_URL = "https://pgconn.example.com"
 
 
 async def slash(system: System, text: str) -> str:
@@ -100,7 +98,11 @@ async def test_watch_subscribes_once_deliveries_are_verified_and_unwatch_removes
     }
 
     again = await slash(system, "my-app watch")
-    assert again == "pgconn already receives `my-app`'s logs and webhooks; nothing changed."
+    assert again.startswith("pgconn already receives `my-app`'s logs and webhooks; nothing changed.\n")
+    assert again.endswith(
+        "Budget now: 16 of 20 connections (fits). "
+        "pgconn warns in <#C0ALERTS> if a scale-up or release breaks it."
+    )
     assert system.heroku.apps["my-app"].webhooks == [hook]
     assert len(system.heroku.apps["my-app"].log_drains) == 1
 
@@ -175,18 +177,27 @@ async def test_a_verified_formation_webhook_makes_the_next_alert_read_the_new_fo
 
     first = await incident(alerts, app, [])
     before = budget_line(first)
+    # Heroku's delivery of the scale gets lost (nothing listens where it goes)...
+    system.heroku.webhooks.routes = {PUBLIC_URL: "http://127.0.0.1:1"}
     await scale(system, app, "web", 4)
     await resolve(alerts, app, first)
 
-    # Without a webhook, the alert engine trusts what it resolved minutes ago: the new
-    # incident's report still shows the old formation.
+    # ...so the alert engine trusts what it resolved minutes ago: the new incident's report
+    # still shows the old formation.
     second = await incident(alerts, app, [first.ts])
     assert budget_line(second) == before
     await resolve(alerts, app, second)
 
+    lost = await system.slack.wait_for(
+        lambda: next((d for d in system.heroku.webhooks.of(app) if d.status == "failed"), None),
+        timeout=WAIT_S,
+    )
+    assert lost.include == "api:formation"
     asked = len([r for r in system.heroku.requests if r.path == f"/apps/{app}/formation"])
-    scaled = event("formation", "update", app=app, quantity=4, type="web")
-    response = await deliver(alerts.bot, app, scaled, secret=secret)
+    # The delivery arrives after all, byte for byte as Heroku signed it.
+    response = await alerts.http.post(
+        f"{alerts.bot.url}/webhooks/heroku/{app}", content=lost.body, headers=lost.headers
+    )
     assert response.status_code == 200
     third = await incident(alerts, app, [first.ts, second.ts])
     after = budget_line(third)

@@ -1,8 +1,10 @@
 """The seed story, end to end, in a real browser against `python -m bot --sandbox`.
 
-Ask for a report → exhaust the role's connections (Postgres refuses for real, the refusals
-reach pgconn through its log drain) → the alert thread opens → Kill all, as an admin,
-through the confirm dialog → the connections are gone → Add PgBouncer → the release starts
+Ask for a report → scale web from 3 to 6 dynos (pgconn warns, from Heroku's formation
+webhook, before any connection fails) → exhaust the role's connections (Postgres refuses
+for real, the refusals reach pgconn through its log drain) → the alert thread opens → Kill all, as an admin,
+through the confirm dialog → the connections are gone → scale back to 3 (the warning
+resolves in its thread) → Add PgBouncer → the release starts
 a real PgBouncer per dyno, 40 app threads share a few server connections, the role stays
 under its limit. Every number asserted is read from Postgres or PgBouncer themselves.
 """
@@ -87,7 +89,21 @@ def test_exhaust_alert_kill_all_then_pgbouncer(sandbox: RunningSandbox, page: An
     expect(report.locator("button.bk-button", has_text="Kill all")).to_be_visible()
     shot(page, "01-report")
 
-    # 2. Exhaust: the dynos ask for 22 connections, the role allows 20 (pgconn holds one).
+    # 2. Scale web 3 → 6, as `heroku ps:scale` would: Heroku's webhook reaches pgconn, which
+    #    warns with the change and the numbers while nothing has failed yet.
+    page.click("#scale-up")
+    budget_header = page.locator(".bk-header", has_text="connection budget")
+    warning = alerts.locator(".messages > .message", has=budget_header)
+    expect(warning).to_contain_text("scaled web 3 → 6")
+    expect(warning).to_contain_text("It can open 23 connections against the plan's 20")
+    expect(warning).to_contain_text("Set WEB_CONCURRENCY to 2 (now 3): 17 of 20")
+    expect(warning.locator("button.bk-button", has_text="Add PgBouncer")).to_be_visible()
+    assert sandbox.state()["load"].get("refused", 0) == 0, "warned before any connection failed"
+    assert app_backends(sandbox) == 0
+    shot(page, "02-budget-warning")
+
+    # 3. Exhaust: the six web dynos and the worker ask for 20 connections, the role allows 20
+    #    and pgconn holds one.
     page.click("#exhaust")
     wait_until("the role to be full in pg_stat_activity", lambda: sum(role_backends(sandbox).values()) == 20)
     refusals = sandbox.state()["load"].get("refused", 0)
@@ -97,9 +113,9 @@ def test_exhaust_alert_kill_all_then_pgbouncer(sandbox: RunningSandbox, page: An
     drain = sandbox.state()["drain"]
     assert drain and drain[0]["status"] in (200, 202, 204), drain
     assert any("too many connections for role" in line for line in drain[0]["lines"])
-    shot(page, "02-alert")
+    shot(page, "03-alert")
 
-    # 3. Kill all, as U0SANDBOX (an admin), after the confirm dialog.
+    # 4. Kill all, as U0SANDBOX (an admin), after the confirm dialog.
     backends = role_backends(sandbox)
     assert sum(backends.values()) == 20, backends
     held = sum(n for name, n in backends.items() if not name.startswith("pgconn"))
@@ -107,7 +123,7 @@ def test_exhaust_alert_kill_all_then_pgbouncer(sandbox: RunningSandbox, page: An
     modal = page.locator("#modal")
     expect(modal).to_be_visible()
     expect(modal).to_contain_text("Kill all connections?")
-    shot(page, "03-confirm")
+    shot(page, "04-confirm")
     page.click("#modal-confirm")
     expect(modal).to_be_hidden()
     result = alert.locator(".replies .message", has_text="ran Kill all")
@@ -117,9 +133,18 @@ def test_exhaust_alert_kill_all_then_pgbouncer(sandbox: RunningSandbox, page: An
     assert match, said
     assert int(match.group(1)) == held
     wait_until("the dynos' connections to be gone", lambda: app_backends(sandbox) == 0)
-    shot(page, "04-killed")
+    shot(page, "05-killed")
 
-    # 4. Add PgBouncer: the release starts one real PgBouncer per dyno with pgconn's pool size,
+    # 5. Scale back to 3: the warning thread says the budget fits again.
+    page.click("#scale-down")
+    expect(warning.locator(".bk-header")).to_contain_text("fits again")
+    warning.locator("button[aria-expanded=false]", has_text="1 reply").click()
+    expect(warning.locator(".replies .message", has_text="back under the limit")).to_contain_text(
+        "scaled web 6 → 3"
+    )
+    shot(page, "06-budget-resolved")
+
+    # 6. Add PgBouncer: the release starts one real PgBouncer per dyno with pgconn's pool size,
     #    and 40 app threads run through them.
     alert.locator("button.bk-button", has_text="Add PgBouncer").click()
     expect(modal).to_contain_text("Add PgBouncer?")
@@ -153,7 +178,7 @@ def test_exhaust_alert_kill_all_then_pgbouncer(sandbox: RunningSandbox, page: An
         time.sleep(0.1)
     assert state["pgbouncer"]["servers"] <= len(bouncers) * per_dyno_cap
     assert sandbox.state()["load"].get("refused", 0) == refusals, "no new refusals behind PgBouncer"
-    shot(page, "05-pgbouncer")
+    shot(page, "07-pgbouncer")
 
 
 def test_messages_render_as_text_not_markup(sandbox: RunningSandbox, page: Any) -> None:

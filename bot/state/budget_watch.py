@@ -1,0 +1,133 @@
+"""What pgconn remembers between webhook deliveries, per app, in Redis.
+
+- `pgconn:budget-watch:{app}`: the last budget snapshot and the open warning thread (JSON).
+- `pgconn:webhook-delivery:{app}:{id}`: a delivery already taken (SET NX), so a replayed
+  or retried delivery does nothing.
+- `pgconn:budget-watch-lock:{app}`: one evaluation per app at a time across processes,
+  so two deliveries arriving together cannot both open a warning thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+
+from redis.exceptions import RedisError
+
+from bot.errors import StateUnavailable
+from bot.prevention import BudgetSnapshot, OpenWarning, WatchState
+from bot.state import Redis
+
+log = logging.getLogger(__name__)
+
+# Heroku retries a "sync" delivery for up to 72 hours; a replay after that is a new change anyway.
+DELIVERY_TTL_S = 3 * 24 * 3600
+LOCK_TTL_S = 60
+LOCK_WAIT_S = 30.0
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+def state_key(app: str) -> str:
+    return f"pgconn:budget-watch:{app}"
+
+
+def delivery_key(app: str, delivery_id: str) -> str:
+    return f"pgconn:webhook-delivery:{app}:{delivery_id}"
+
+
+def _unreachable(exc: BaseException) -> StateUnavailable:
+    log.warning("redis unavailable: %s", type(exc).__name__)
+    return StateUnavailable(
+        "pgconn's state store (Redis) is unreachable, so it cannot tell whether this change was "
+        "already handled"
+    )
+
+
+class BudgetWatchStore:
+    def __init__(self, redis: Redis | None) -> None:
+        self._redis = redis
+
+    def _r(self) -> Redis:
+        if self._redis is None:
+            raise StateUnavailable("REDIS_URL is not set, so pgconn cannot remember an app's budget")
+        return self._redis
+
+    async def claim_delivery(self, app: str, delivery_id: str) -> bool:
+        """True the first time a delivery id is seen; False for a replay or a retry."""
+        try:
+            return bool(
+                await self._r().set(
+                    delivery_key(app, delivery_id), str(time.time()), nx=True, ex=DELIVERY_TTL_S
+                )
+            )
+        except (RedisError, OSError) as exc:
+            raise _unreachable(exc) from None
+
+    async def release_delivery(self, app: str, delivery_id: str) -> None:
+        """Forget a delivery whose handling failed, so Heroku's retry of it is handled."""
+        with contextlib.suppress(RedisError, OSError, StateUnavailable):
+            await self._r().delete(delivery_key(app, delivery_id))
+
+    async def load(self, app: str) -> WatchState:
+        try:
+            raw = await self._r().get(state_key(app))
+        except (RedisError, OSError) as exc:
+            raise _unreachable(exc) from None
+        if not raw:
+            return WatchState()
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            log.warning("budget watch %s: stored state is not JSON; starting afresh", app)
+            return WatchState()
+        if not isinstance(data, dict):
+            return WatchState()
+        return WatchState(
+            snapshot=BudgetSnapshot.from_json(data.get("snapshot")),
+            warning=OpenWarning.from_json(data.get("warning")),
+        )
+
+    async def save(self, app: str, state: WatchState) -> None:
+        data = {
+            "snapshot": state.snapshot.to_json() if state.snapshot else None,
+            "warning": state.warning.to_json() if state.warning else None,
+        }
+        try:
+            await self._r().set(state_key(app), json.dumps(data))
+        except (RedisError, OSError) as exc:
+            raise _unreachable(exc) from None
+
+    async def forget(self, app: str) -> None:
+        try:
+            await self._r().delete(state_key(app))
+        except (RedisError, OSError) as exc:
+            raise _unreachable(exc) from None
+
+    @contextlib.asynccontextmanager
+    async def lock(self, app: str) -> AsyncIterator[None]:
+        """Hold the app's evaluation lock; waits for another process's evaluation to end."""
+        redis = self._r()
+        key = f"pgconn:budget-watch-lock:{app}"
+        token = secrets.token_hex(8)
+        deadline = time.monotonic() + LOCK_WAIT_S
+        try:
+            while not await redis.set(key, token, nx=True, ex=LOCK_TTL_S):
+                if time.monotonic() > deadline:
+                    raise StateUnavailable(f"another pgconn process has been evaluating {app} for too long")
+                await asyncio.sleep(0.05)
+        except (RedisError, OSError) as exc:
+            raise _unreachable(exc) from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await redis.eval(_RELEASE, 1, key, token)
