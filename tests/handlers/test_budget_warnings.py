@@ -23,7 +23,7 @@ from emulators.slack import Message
 from tests.conftest import System
 from tests.handlers.conftest import WAIT_S, Alerts, blocks_of
 from tests.handlers.test_webhooks import event, one_webhook, slash
-from tests.harness import ALERT_CHANNEL, PUBLIC_URL, BotProcess
+from tests.harness import ADMIN, ALERT_CHANNEL, PUBLIC_URL, BotProcess
 from tests.support import API_KEY
 
 ACTOR = "oncall@example.com"  # the emulated account whose API key made the change
@@ -255,3 +255,24 @@ async def test_unwatch_forgets_the_baseline_and_any_open_thread(system: System) 
     assert stored.get("pgconn:budget-watch:my-app") is not None
     await slash(system, "my-app unwatch")
     assert stored.get("pgconn:budget-watch:my-app") is None
+
+
+async def test_the_warnings_add_pgbouncer_button_runs_the_action_sized_by_the_same_budget(
+    system: System,
+) -> None:
+    await slash(system, "my-app watch")
+    await scale(system, "my-app", "web", 6)
+    parent = await until(system, lambda: next(iter(parents(system)), None))
+    response = await system.slack.click(
+        action_id=ADD_PGBOUNCER, value="my-app", user_id=ADMIN, channel_id=ALERT_CHANNEL, message_ts=parent.ts
+    )
+    assert response.status_code == 200
+    result = await until(
+        system, lambda: next((m for m in replies(system, parent) if "ran *Add PgBouncer*" in m.text), None)
+    )
+    assert "my-app" in result.text
+    app = system.heroku.apps["my-app"]
+    assert app.buildpacks[0] == "heroku/pgbouncer"
+    # The pool the warning offered: 7 dynos × (1 + 1 reserve) + 3 headroom = 17 of 20.
+    assert app.config_vars["PGBOUNCER_DEFAULT_POOL_SIZE"] == "1"
+    assert app.config_vars["PGBOUNCER_RESERVE_POOL_SIZE"] == "1"
