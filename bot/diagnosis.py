@@ -193,21 +193,31 @@ def connection_count(
         "*Kill idle* frees the idle ones; when the budget is over the limit, PgBouncer lets each "
         "dyno share a few server connections."
     )
+    if isinstance(holders, HoldersUnavailable) and holders.role_full:
+        # The server refused pgconn itself for want of a slot: full, whatever pg:info counted.
+        numbers = f" ({used}/{limit})" if used is not None and limit else ""
+        return _Finding(
+            Check(
+                key,
+                name,
+                "red",
+                f"the role refused pgconn's own connection: every slot is taken{numbers}",
+                hint=hint,
+            ),
+            Cause(
+                f"every connection slot of the role is taken{numbers} and pgconn could not look inside; "
+                "Kill all still works through Heroku's connection reset",
+                "red",
+                key,
+                "killall",
+            ),
+        )
     if used is None or not limit:
         return _Finding(Check(key, name, "unknown", "the connection count or the limit is unknown"))
     status = band.status(used / limit)
     summary = f"{used}/{limit} connections ({round(used / limit * 100)}% of the limit)"
     if isinstance(holders, HoldersUnavailable):
-        cause = None
-        if holders.role_full:
-            cause = Cause(
-                f"every connection slot of the role is taken ({used}/{limit}) and pgconn could not look "
-                "inside; Kill all still works through Heroku's connection reset",
-                status,
-                key,
-                "killall",
-            )
-        return _Finding(Check(key, name, status, summary, hint=hint), cause)
+        return _Finding(Check(key, name, status, summary, hint=hint))
     mine = _role_holders(holders)
     evidence = tuple(
         Evidence(f"{holder} holds {n}" + (f" ({idle} idle or idle in transaction)" if idle else ""))

@@ -239,6 +239,14 @@ def test_role_full_before_pgconn_could_read_points_to_kill_all() -> None:
     assert d.check("connections").status == "red"
     assert {c.status for c in d.checks[1:]} == {"unknown"}
     assert d.cause is not None and d.cause.remedy == "killall" and "20/20" in d.cause.text
+    # pg:info may not count them; the refusal pgconn itself got is proof enough.
+    unknown = run(HoldersUnavailable("no free slot", role_full=True), [], used=None, limit=20)
+    assert unknown.check("connections").status == "red"
+    assert unknown.cause is not None and unknown.cause.text.startswith(
+        "every connection slot of the role is taken and"
+    )
+    unreachable = run(HoldersUnavailable("could not connect", role_full=False), [], used=3, limit=20)
+    assert unreachable.check("connections").status == "green" and unreachable.cause is None
 
 
 def test_pgconns_own_connections_are_not_holders() -> None:

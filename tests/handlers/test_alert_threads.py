@@ -182,7 +182,7 @@ async def test_the_real_database_at_its_limit_opens_one_thread_with_true_numbers
     # The report's likely cause leads the alert, right under the summary: web.1 far over its
     # budget when pgconn could read the holders, else the full role and Kill all.
     cause = parent.blocks[2]
-    assert cause.get("block_id") == "pgconn.cause", parent.blocks
+    assert cause.get("block_id") == "pgconn.cause", blocks_of(parent)
     cause_text = cause["text"]["text"]
     assert cause_text.startswith(":red_circle: *Likely cause:* ")
     assert "web.1 holds" in cause_text or "every connection slot of the role is taken" in cause_text
