@@ -18,6 +18,10 @@ class ConnectionLoad:
     dsn: str
     connections: list[psycopg.Connection[Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    # The threads running queries on "active" connections, by connection. A psycopg
+    # connection must not be closed while another thread is inside `execute` on it: that
+    # frees the libpq handle under the call (a crash, or bytes written to a reused socket).
+    _busy: dict[int, threading.Thread] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def open(self, count: int, application_name: str = "web.1", state: str = "idle") -> int:
@@ -36,7 +40,10 @@ class ConnectionLoad:
                 conn.execute("SELECT 1")
             elif state == "active":
                 # A backend busy in a query; it shows as 'active' until the sleep ends.
-                threading.Thread(target=_busy, args=(conn,), daemon=True).start()
+                thread = threading.Thread(target=_busy, args=(conn,), daemon=True)
+                thread.start()
+                with self._lock:
+                    self._busy[id(conn)] = thread
             with self._lock:
                 self.connections.append(conn)
             opened += 1
@@ -58,15 +65,14 @@ class ConnectionLoad:
         with self._lock:
             held = list(self.connections)
         for conn in held:
+            if self._running(conn):
+                live.append(conn)  # busy in its query: alive until the query ends or is killed
+                continue
             try:
-                if conn.info.transaction_status == psycopg.pq.TransactionStatus.ACTIVE:
-                    live.append(conn)
-                    continue
                 conn.execute("SELECT 1")
                 live.append(conn)
             except psycopg.Error:
-                with contextlib.suppress(Exception):
-                    conn.close()
+                self._close(conn)
         with self._lock:
             self.connections = live
         return len(live)
@@ -75,8 +81,24 @@ class ConnectionLoad:
         with self._lock:
             held, self.connections = self.connections, []
         for conn in held:
+            self._close(conn)
+
+    def _running(self, conn: psycopg.Connection[Any]) -> bool:
+        with self._lock:
+            thread = self._busy.get(id(conn))
+        return thread is not None and thread.is_alive()
+
+    def _close(self, conn: psycopg.Connection[Any]) -> None:
+        with self._lock:
+            thread = self._busy.pop(id(conn), None)
+        if thread is not None:
             with contextlib.suppress(Exception):
-                conn.close()
+                conn.cancel()  # libpq's cancel is made to be sent from another thread
+            thread.join(timeout=10)
+            if thread.is_alive():
+                return  # still inside execute: leaving it open is safe, closing it is not
+        with contextlib.suppress(Exception):
+            conn.close()
 
 
 def _busy(conn: psycopg.Connection[Any]) -> None:
