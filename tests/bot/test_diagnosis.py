@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.budget import connection_budget
-from bot.diagnosis import Band, Thresholds, diagnose, dyno_name, shorten
+from bot.budget import Budget, connection_budget
+from bot.diagnosis import Band, Diagnosis, Thresholds, diagnose, dyno_name, shorten
 from bot.models import Backend, HolderGroup, Holders, HoldersUnavailable, ProcessType
 from tests.bot.rows import backend
 
@@ -51,8 +51,8 @@ def run(
     backends: list[Backend],
     used: int | None = None,
     limit: int = 120,
-    budget=BUDGET,
-):  # type: ignore[no-untyped-def]
+    budget: Budget | None = BUDGET,
+) -> Diagnosis:
     if used is None:
         used = holders.role_connections if isinstance(holders, Holders) else None
     return diagnose(holders, backends, used=used, limit=limit, budget=budget, thresholds=T)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -34,6 +35,8 @@ ALERT_ENV = {
 }
 # Generous: a test waits for an event, and only a broken bot makes it wait this long.
 WAIT_S = 20.0
+
+T = TypeVar("T")
 
 
 def alerts_redis_url(redis_server: LocalRedis) -> str:
@@ -99,7 +102,7 @@ class Alerts:
         return await self.http.post(
             f"{target.url}/drains/heroku/{app}",
             content=body,
-            auth=auth,
+            auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
             headers={**logplex_headers(count), **(headers or {})},
         )
 
@@ -114,7 +117,7 @@ class Alerts:
             lambda: next((m for m in self.parents() if where(m)), None), timeout=WAIT_S
         )
 
-    async def until(self, predicate: Callable[[], object], timeout: float = WAIT_S) -> object:
+    async def until(self, predicate: Callable[[], T | None], timeout: float = WAIT_S) -> T:
         return await self.slack.wait_for(predicate, timeout=timeout)
 
 

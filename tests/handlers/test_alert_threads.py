@@ -84,7 +84,7 @@ async def test_metrics_rising_and_falling_open_update_and_resolve_in_order(alert
 
     await sample(118)  # 98%: critical
     await alerts.until(lambda: "*Critical*" in blocks_of(parent))
-    (critical,) = await alerts.until(lambda: alerts.replies(parent))  # type: ignore[misc]
+    (critical,) = await alerts.until(lambda: alerts.replies(parent))
     assert "Now *critical*" in critical.text and "118/120" in critical.text
     assert len(alerts.slack.calls("chat.update")) > updates_before
 

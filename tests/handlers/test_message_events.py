@@ -57,7 +57,7 @@ async def test_another_tools_alert_gets_the_report_in_its_thread(alerts: Alerts)
             }
         ],
     )
-    (reply,) = await alerts.until(lambda: replies(alerts, alert))  # type: ignore[misc]
+    (reply,) = await alerts.until(lambda: replies(alerts, alert))
     text = blocks_of(reply)
     assert "pgconn saw this alert about `my-app`" in text
     assert "*Connections:*" in text and "Plan" in text

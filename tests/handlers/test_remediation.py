@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import psycopg
 import pytest
@@ -218,9 +217,11 @@ async def test_same_click_ten_times_on_two_processes_runs_once(system: System) -
         assert "terminated 8 of 8" in reply.text
         import redis
 
-        records = redis.Redis.from_url(system.redis_url).xrange("pgconn:audit:my-app")
+        records: list[tuple[bytes, dict[bytes, bytes]]] = redis.Redis.from_url(  # type: ignore[assignment]
+            system.redis_url
+        ).xrange("pgconn:audit:my-app")
         assert len(records) == 1
-        assert json.dumps(records[0][1].get(b"action", b"").decode()) == '"pgconn.killall"'
+        assert records[0][1].get(b"action") == b"pgconn.killall"
     finally:
         second.stop()
 
