@@ -18,7 +18,7 @@ class ConnectionLoad:
     dsn: str
     connections: list[psycopg.Connection[Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-    # The threads running queries on "active" connections, by connection. A psycopg
+    # The threads running queries in the background, by connection. A psycopg
     # connection must not be closed while another thread is inside `execute` on it: that
     # frees the libpq handle under the call (a crash, or bytes written to a reused socket).
     _busy: dict[int, threading.Thread] = field(default_factory=dict)
@@ -40,14 +40,26 @@ class ConnectionLoad:
                 conn.execute("SELECT 1")
             elif state == "active":
                 # A backend busy in a query; it shows as 'active' until the sleep ends.
-                thread = threading.Thread(target=_busy, args=(conn,), daemon=True)
-                thread.start()
-                with self._lock:
-                    self._busy[id(conn)] = thread
+                self.in_background(conn, "SELECT pg_sleep(30)")
             with self._lock:
                 self.connections.append(conn)
             opened += 1
         return opened
+
+    def session(self, application_name: str) -> psycopg.Connection[Any]:
+        """One held connection for the caller to drive (raises if the server refuses it)."""
+        conn = psycopg.connect(self.dsn, application_name=application_name, autocommit=True,
+                               connect_timeout=5)
+        with self._lock:
+            self.connections.append(conn)
+        return conn
+
+    def in_background(self, conn: psycopg.Connection[Any], sql: str) -> None:
+        """Run `sql` on `conn` in a thread until it ends, is cancelled or is terminated."""
+        thread = threading.Thread(target=_run_quietly, args=(conn, sql), daemon=True)
+        thread.start()
+        with self._lock:
+            self._busy[id(conn)] = thread
 
     def open_reporting(self, count: int, application_name: str) -> tuple[int, list[str]]:
         """Like `open`, also returning the refusals this call got (to ship as that dyno's log lines)."""
@@ -101,9 +113,9 @@ class ConnectionLoad:
             conn.close()
 
 
-def _busy(conn: psycopg.Connection[Any]) -> None:
-    with contextlib.suppress(Exception):
-        conn.execute("SELECT pg_sleep(30)")
+def _run_quietly(conn: psycopg.Connection[Any], sql: str) -> None:
+    with contextlib.suppress(Exception):  # cancelled or terminated: that is how it is meant to end
+        conn.execute(sql)
 
 
 @dataclass(frozen=True)

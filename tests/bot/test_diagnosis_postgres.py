@@ -7,11 +7,8 @@ the server's own clock puts a session past them, and assert on what the checks s
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
@@ -22,7 +19,7 @@ from bot.models import ProcessType
 from bot.postgres import QUERY_CHARS, PostgresInspector
 from sandbox.load import ConnectionLoad
 from sandbox.servers import LocalPostgres
-from tests.support import ROLE_LIMIT, terminate_role
+from tests.support import ROLE_LIMIT
 
 FAST = Thresholds(
     long_query_s=Band(0.5, 1.0),
@@ -51,51 +48,6 @@ def orders(app_dsn: str) -> str:
         conn.execute("CREATE TABLE diag_orders (id int PRIMARY KEY, total int)")
         conn.execute("INSERT INTO diag_orders VALUES (1, 10), (2, 20)")
     return "diag_orders"
-
-
-class Sessions:
-    """Connections a test opens, and the threads that run statements on them.
-
-    A psycopg connection must not be closed while another thread is inside `execute` on it
-    (that frees the libpq handle under the running call), so teardown terminates the
-    sessions, waits for every thread to return, and only then closes the connections.
-    """
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.connections: list[psycopg.Connection[Any]] = []
-        self.threads: list[threading.Thread] = []
-
-    def open(self, name: str) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(self.dsn, application_name=name, autocommit=True)
-        self.connections.append(conn)
-        return conn
-
-    def in_background(self, conn: psycopg.Connection[Any], sql: str) -> None:
-        """A statement that runs (or waits) until it ends or the session is terminated."""
-
-        def run() -> None:
-            with contextlib.suppress(psycopg.Error):  # terminated or cancelled by the test
-                conn.execute(sql)
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        self.threads.append(thread)
-
-    def close(self, pg: LocalPostgres) -> None:
-        terminate_role(pg)  # ends whatever still runs or waits, so the threads return
-        for thread in self.threads:
-            thread.join(timeout=30)
-            assert not thread.is_alive(), "a background statement outlived its terminated session"
-        for conn in self.connections:
-            conn.close()
-
-
-@pytest.fixture
-def sessions(app_dsn: str, pg: LocalPostgres) -> Iterator[Sessions]:
-    opened = Sessions(app_dsn)
-    yield opened
-    opened.close(pg)
 
 
 async def diagnosis(inspector: PostgresInspector, dsn: str, thresholds: Thresholds = FAST) -> Diagnosis:
@@ -149,16 +101,16 @@ async def test_idle_in_transaction_is_red_names_the_holder_and_kill_idle_clears_
 
 
 async def test_a_long_query_is_red_and_green_once_it_ends(
-    sessions: Sessions, inspector: PostgresInspector, app_dsn: str, pg: LocalPostgres
+    load: ConnectionLoad, inspector: PostgresInspector, app_dsn: str, pg: LocalPostgres
 ) -> None:
-    quick = sessions.open("web.2")
+    quick = load.session("web.2")
     quick.execute("SELECT pg_sleep(0.01)")
     assert (await diagnosis(inspector, app_dsn)).check("long_queries").status == "green"
 
-    slow = sessions.open("web.2")
+    slow = load.session("web.2")
     pid = slow.info.backend_pid
     long_text = "SELECT pg_sleep(30) /* " + "secret " * 200 + "*/"
-    sessions.in_background(slow, long_text)
+    load.in_background(slow, long_text)
     found = await until(inspector, app_dsn, "long_queries", "red")
     check = found.check("long_queries")
     assert check.evidence[0].text.startswith(f"pid {pid} web.2: running ")
@@ -176,17 +128,17 @@ async def test_a_long_query_is_red_and_green_once_it_ends(
 
 
 async def test_a_row_lock_held_idle_in_transaction_blocks_an_update(
-    sessions: Sessions, inspector: PostgresInspector, app_dsn: str, orders: str
+    load: ConnectionLoad, inspector: PostgresInspector, app_dsn: str, orders: str
 ) -> None:
-    holder = sessions.open("worker.1")
+    holder = load.session("worker.1")
     holder.autocommit = False
     holder.execute(f"SELECT * FROM {orders} WHERE id = 1 FOR UPDATE")
-    other_row = sessions.open("web.1")
+    other_row = load.session("web.1")
     other_row.execute(f"UPDATE {orders} SET total = 21 WHERE id = 2")  # a different row: no wait
     assert (await diagnosis(inspector, app_dsn)).check("blocking").status == "green"
 
-    waiter = sessions.open("web.1")
-    sessions.in_background(waiter, f"UPDATE {orders} SET total = 11 WHERE id = 1")
+    waiter = load.session("web.1")
+    load.in_background(waiter, f"UPDATE {orders} SET total = 11 WHERE id = 1")
     found = await until(inspector, app_dsn, "blocking", "red")
     check = found.check("blocking")
     hp, wp = holder.info.backend_pid, waiter.info.backend_pid
@@ -205,14 +157,14 @@ async def test_a_row_lock_held_idle_in_transaction_blocks_an_update(
 
 
 async def test_a_table_lock_names_the_table_and_an_active_blocker_gets_no_button(
-    sessions: Sessions, inspector: PostgresInspector, app_dsn: str, orders: str
+    load: ConnectionLoad, inspector: PostgresInspector, app_dsn: str, orders: str
 ) -> None:
-    holder = sessions.open("worker.1")
-    sessions.in_background(
+    holder = load.session("worker.1")
+    load.in_background(
         holder, f"BEGIN; LOCK TABLE {orders} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(30)"
     )
-    waiter = sessions.open("web.3")
-    sessions.in_background(waiter, f"SELECT count(*) FROM {orders}")
+    waiter = load.session("web.3")
+    load.in_background(waiter, f"SELECT count(*) FROM {orders}")
     found = await until(inspector, app_dsn, "blocking", "red")
     check = found.check("blocking")
     assert check.evidence[0].text.startswith(f"worker.1 (pid {holder.info.backend_pid}, active for ")
@@ -257,9 +209,9 @@ async def test_connection_count_is_red_at_the_limit_and_the_cause_names_the_bigg
 
 
 async def test_the_diagnosis_rows_come_with_the_holders_in_one_read_and_hide_long_query_text(
-    sessions: Sessions, inspector: PostgresInspector, app_dsn: str
+    load: ConnectionLoad, inspector: PostgresInspector, app_dsn: str
 ) -> None:
-    conn = sessions.open("web.1")
+    conn = load.session("web.1")
     conn.autocommit = False
     conn.execute("SELECT 1 /* " + "x" * 1000 + " */")
     activity = await inspector.activity(app_dsn, older_than_s=3600)
