@@ -1,14 +1,21 @@
 """Settings from the environment (12-factor). Names are public: see DESIGN.md.
 
-`Settings.from_env` validates everything at start-up and raises `ConfigError`
-naming the first bad variable, so the process never starts half-configured.
+`SETTINGS` below is the one declarative list of every variable pgconn reads: how each is parsed,
+its default, and what it means. `Settings.from_env` parses through it, and the README's
+configuration table and app.json's `env` are rendered from it (`scripts/settings` writes them;
+tests/bot/test_settings_registry.py fails when they disagree). A new variable is one `Setting`
+entry plus, when it fills a field of its own, that `Settings` field.
+
+`Settings.from_env` validates everything at start-up and raises `ConfigError` naming the first
+bad variable, so the process never starts half-configured.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.diagnosis import DEFAULT_THRESHOLDS, Band, Thresholds
 from bot.errors import ConfigError
@@ -57,6 +64,8 @@ class Settings:
     restart_poll_s: float = 2.0
     reserve_interval_s: float = 30.0
     log_level: str = "INFO"
+    # The most Redis connections this process opens (its pool's size): see PGCONN_REDIS_MAX_CONNECTIONS.
+    redis_max_connections: int = 8
     extra: Mapping[str, str] = field(default_factory=dict)
     # When each diagnosis check turns yellow / red (PGCONN_DIAG_*; connection count from the
     # alert shares).
@@ -71,134 +80,483 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        def opt(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = env.get(setting.env, "").strip() or None
+            if raw is None and setting.required:
+                raise ConfigError(f"{setting.env} is not set ({setting.why_required})")
+            values[setting.env] = setting.parse(setting.env, raw if raw is not None else setting.default)
 
-        def req(name: str, why: str) -> str:
-            value = opt(name)
-            if value is None:
-                raise ConfigError(f"{name} is not set ({why})")
-            return value
-
-        def url(name: str, default: str) -> str:
-            value = opt(name) or default
-            if not re.match(r"^https?://[^\s/]+", value):
-                raise ConfigError(f"{name} must be an http(s) URL, got {value[:40]!r}")
-            return value
-
-        def number(name: str, default: float, lo: float, hi: float) -> float:
-            raw = opt(name)
-            if raw is None:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ConfigError(f"{name} must be a number, got {raw[:20]!r}") from None
-            if not lo <= value <= hi:
-                raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, got {raw}")
-            return value
-
-        app_token = opt("SLACK_APP_TOKEN")
-        if app_token is not None and not app_token.startswith("xapp-"):
-            raise ConfigError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
-        bot_token = req("SLACK_BOT_TOKEN", "the bot token, xoxb-…")
-        if not bot_token.startswith("xoxb-"):
-            raise ConfigError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
-        signing_secret = opt("SLACK_SIGNING_SECRET") or ""
-        if app_token is None and not signing_secret:
+        # Rules across variables.
+        if values["SLACK_APP_TOKEN"] is None and not values["SLACK_SIGNING_SECRET"]:
             raise ConfigError("SLACK_SIGNING_SECRET is not set (required in HTTP mode)")
-
-        apps_raw = req("PGCONN_APPS", "comma-separated Heroku app names pgconn may act on")
-        apps = tuple(a.strip() for a in apps_raw.split(",") if a.strip())
-        for app in apps:
-            if not _APP_NAME.match(app):
-                raise ConfigError(f"PGCONN_APPS contains {app[:40]!r}, which is not a Heroku app name")
-        if not apps:
-            raise ConfigError("PGCONN_APPS is empty")
-
-        admins = [a.strip() for a in (opt("PGCONN_ADMINS") or "").split(",") if a.strip()]
-        for admin in admins:
-            if not _SLACK_ID.match(admin):
-                raise ConfigError(
-                    f"PGCONN_ADMINS contains {admin[:40]!r}: expected Slack user ids (U…/W…) "
-                    "or user-group ids (S…)"
-                )
-        channel = opt("PGCONN_ALERT_CHANNEL")
-        if channel is not None and not _CHANNEL_ID.match(channel):
-            raise ConfigError(f"PGCONN_ALERT_CHANNEL must be a channel id (C…), got {channel[:40]!r}")
-        public_url = opt("PGCONN_PUBLIC_URL")
-        if public_url is not None and not public_url.startswith(("https://", "http://")):
-            raise ConfigError("PGCONN_PUBLIC_URL must be an http(s) URL")
-
-        port_raw = opt("PORT") or "3000"
-        if not port_raw.isdigit() or not 0 < int(port_raw) < 65536:
-            raise ConfigError(f"PORT must be a TCP port number, got {port_raw[:20]!r}")
-
-        def band(name: str, default: Band, hi: float) -> Band:
-            """`YELLOW,RED` seconds, or one number for both (no yellow stage)."""
-            raw = opt(name)
-            if raw is None:
-                return default
-            parts = [x.strip() for x in raw.split(",")]
-            try:
-                values = [float(x) for x in parts]
-            except ValueError:
-                raise ConfigError(
-                    f"{name} must be seconds as YELLOW,RED (e.g. 60,300), got {raw[:20]!r}"
-                ) from None
-            if len(values) not in (1, 2) or not all(0 <= v <= hi for v in values) or values[0] > values[-1]:
-                raise ConfigError(
-                    f"{name} must be YELLOW,RED seconds with 0 ≤ YELLOW ≤ RED ≤ {hi:g}, got {raw[:20]!r}"
-                )
-            return Band(values[0], values[-1])
-
-        warn_share = number("PGCONN_ALERT_WARN", 0.80, 0.05, 1.0)
-        critical_share = number("PGCONN_ALERT_CRITICAL", 0.95, 0.05, 1.0)
-        d = DEFAULT_THRESHOLDS
-        diagnosis_thresholds = Thresholds(
-            connections=Band(warn_share, max(warn_share, critical_share)),
-            long_query_s=band("PGCONN_DIAG_LONG_QUERY_S", d.long_query_s, 86400),
-            long_transaction_s=band("PGCONN_DIAG_LONG_TX_S", d.long_transaction_s, 86400),
-            idle_in_transaction_s=band("PGCONN_DIAG_IDLE_IN_TX_S", d.idle_in_transaction_s, 86400),
-            blocked_s=band("PGCONN_DIAG_BLOCKED_S", d.blocked_s, 86400),
-            leak_factor=number("PGCONN_DIAG_LEAK_FACTOR", d.leak_factor, 1.0, 100),
-        )
-
+        warn_share = values["PGCONN_ALERT_WARN"]
+        critical_share = values["PGCONN_ALERT_CRITICAL"]
+        admins: tuple[str, ...] = values["PGCONN_ADMINS"]
+        fields = {s.field: values[s.env] for s in SETTINGS if s.field is not None}
         return cls(
-            slack_bot_token=bot_token,
-            slack_signing_secret=signing_secret,
-            slack_app_token=app_token,
-            slack_api_url=url("SLACK_API_URL", "https://slack.com/api/"),
-            heroku_api_key=req("HEROKU_API_KEY", "a Heroku API token"),
-            heroku_api_url=url("HEROKU_API_URL", "https://api.heroku.com").rstrip("/"),
-            heroku_data_api_url=url("HEROKU_DATA_API_URL", "https://api.data.heroku.com").rstrip("/"),
-            apps=apps,
-            alert_channel=channel,
+            **fields,
+            slack_signing_secret=values["SLACK_SIGNING_SECRET"] or "",
             admin_users=frozenset(a for a in admins if a[0] in "UW"),
             admin_groups=frozenset(a for a in admins if a[0] == "S"),
-            drain_token=opt("PGCONN_DRAIN_TOKEN"),
-            public_url=public_url.rstrip("/") if public_url else None,
-            redis_url=opt("REDIS_URL"),
-            host=opt("HOST") or "0.0.0.0",
-            port=int(port_raw),
-            heroku_timeout=number("PGCONN_HEROKU_TIMEOUT", 10.0, 0.1, 120),
-            heroku_retries=int(number("PGCONN_HEROKU_RETRIES", 3, 0, 10)),
-            db_statement_timeout_ms=int(number("PGCONN_DB_TIMEOUT_MS", 3000, 100, 60000)),
-            kill_idle_after_s=int(number("PGCONN_KILL_IDLE_AFTER", 60, 0, 86400)),
-            budget_headroom=int(number("PGCONN_BUDGET_HEADROOM", 3, 0, 100)),
-            alert_warn_share=warn_share,
-            alert_critical_share=critical_share,
-            resolve_after_s=int(number("PGCONN_RESOLVE_AFTER", 300, 1, 86400)),
-            alert_update_s=number("PGCONN_ALERT_UPDATE_INTERVAL", 5.0, 0.0, 3600),
-            alert_reply_s=number("PGCONN_ALERT_REPLY_INTERVAL", 60.0, 0.0, 86400),
-            alert_tick_s=number("PGCONN_ALERT_TICK", 0, 0, 3600) or None,
-            restart_timeout_s=int(number("PGCONN_RESTART_TIMEOUT", 300, 1, 3600)),
-            restart_poll_s=number("PGCONN_RESTART_POLL", 2.0, 0.05, 60),
-            reserve_interval_s=number("PGCONN_RESERVE_INTERVAL", 30.0, 0.1, 3600),
-            log_level=(opt("PGCONN_LOG_LEVEL") or "INFO").upper(),
-            diagnosis_thresholds=diagnosis_thresholds,
+            diagnosis_thresholds=Thresholds(
+                connections=Band(warn_share, max(warn_share, critical_share)),
+                long_query_s=values["PGCONN_DIAG_LONG_QUERY_S"],
+                long_transaction_s=values["PGCONN_DIAG_LONG_TX_S"],
+                idle_in_transaction_s=values["PGCONN_DIAG_IDLE_IN_TX_S"],
+                blocked_s=values["PGCONN_DIAG_BLOCKED_S"],
+                leak_factor=values["PGCONN_DIAG_LEAK_FACTOR"],
+            ),
         )
+
+
+# --- parsers: (variable name, raw value or the setting's default, None when neither) -> value ---
+
+Parse = Callable[[str, str | None], Any]
+
+
+def _text(name: str, raw: str | None) -> str | None:
+    return raw
+
+
+def _token(prefix: str, kind: str) -> Parse:
+    def parse(name: str, raw: str | None) -> str | None:
+        if raw is not None and not raw.startswith(prefix):
+            raise ConfigError(f"{name} must be {kind} starting with {prefix}")
+        return raw
+
+    return parse
+
+
+def _url(strip_slash: bool) -> Parse:
+    def parse(name: str, raw: str | None) -> str | None:
+        if raw is None:
+            return None
+        if not re.match(r"^https?://[^\s/]+", raw):
+            raise ConfigError(f"{name} must be an http(s) URL, got {raw[:40]!r}")
+        return raw.rstrip("/") if strip_slash else raw
+
+    return parse
+
+
+def _number(lo: float, hi: float) -> Parse:
+    def parse(name: str, raw: str | None) -> float | None:
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw[:20]!r}") from None
+        if not lo <= value <= hi:
+            raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, got {raw}")
+        return value
+
+    return parse
+
+
+def _integer(lo: float, hi: float) -> Parse:
+    number = _number(lo, hi)
+
+    def parse(name: str, raw: str | None) -> int | None:
+        value = number(name, raw)
+        return None if value is None else int(value)
+
+    return parse
+
+
+def _band(hi: float) -> Parse:
+    """`YELLOW,RED` seconds, or one number for both (no yellow stage)."""
+
+    def parse(name: str, raw: str | None) -> Band:
+        assert raw is not None  # every band has a default
+        parts = [x.strip() for x in raw.split(",")]
+        try:
+            values = [float(x) for x in parts]
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be seconds as YELLOW,RED (e.g. 60,300), got {raw[:20]!r}"
+            ) from None
+        if len(values) not in (1, 2) or not all(0 <= v <= hi for v in values) or values[0] > values[-1]:
+            raise ConfigError(
+                f"{name} must be YELLOW,RED seconds with 0 ≤ YELLOW ≤ RED ≤ {hi:g}, got {raw[:20]!r}"
+            )
+        return Band(values[0], values[-1])
+
+    return parse
+
+
+def _apps(name: str, raw: str | None) -> tuple[str, ...]:
+    apps = tuple(a.strip() for a in (raw or "").split(",") if a.strip())
+    for app in apps:
+        if not _APP_NAME.match(app):
+            raise ConfigError(f"{name} contains {app[:40]!r}, which is not a Heroku app name")
+    if not apps:
+        raise ConfigError(f"{name} is empty")
+    return apps
+
+
+def _admins(name: str, raw: str | None) -> tuple[str, ...]:
+    admins = tuple(a.strip() for a in (raw or "").split(",") if a.strip())
+    for admin in admins:
+        if not _SLACK_ID.match(admin):
+            raise ConfigError(
+                f"{name} contains {admin[:40]!r}: expected Slack user ids (U…/W…) or user-group ids (S…)"
+            )
+    return admins
+
+
+def _channel(name: str, raw: str | None) -> str | None:
+    if raw is not None and not _CHANNEL_ID.match(raw):
+        raise ConfigError(f"{name} must be a channel id (C…), got {raw[:40]!r}")
+    return raw
+
+
+def _public_url(name: str, raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not raw.startswith(("https://", "http://")):
+        raise ConfigError(f"{name} must be an http(s) URL")
+    return raw.rstrip("/")
+
+
+def _port(name: str, raw: str | None) -> int:
+    raw = raw or ""
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"{name} must be a TCP port number, got {raw[:20]!r}")
+    return int(raw)
+
+
+def _level(name: str, raw: str | None) -> str:
+    level = (raw or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"{name} must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {level[:20]!r}")
+    return level
+
+
+# --- the registry ---
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: the single description parsing, README and app.json share."""
+
+    env: str
+    # The `Settings` field it fills; None when `from_env` combines it with others.
+    field: str | None
+    # README "meaning" column; app.json's description is the same text without Markdown.
+    meaning: str
+    parse: Parse
+    # The raw value used when the variable is unset (shown as the default); None: no value.
+    default: str | None = None
+    # What unset means when there is no default value ("unset: HTTP mode"); README column.
+    unset: str = ""
+    # Start-up refuses to run without it (and app.json marks it required).
+    required: bool = False
+    why_required: str = ""
+    # app.json `required` when that differs from start-up (the signing secret: HTTP mode, which
+    # is how Heroku runs pgconn, needs it).
+    deploy_required: bool | None = None
+    # False for what the platform sets itself (PORT; REDIS_URL comes from the add-on).
+    in_app_json: bool = True
+    # app.json `generator` ("secret": Heroku makes a random value at deploy).
+    generator: str | None = None
+
+    @property
+    def shown_default(self) -> str:
+        return f"`{self.default}`" if self.default is not None else self.unset
+
+    @property
+    def app_json_required(self) -> bool:
+        return self.required if self.deploy_required is None else self.deploy_required
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "SLACK_BOT_TOKEN",
+        "slack_bot_token",
+        "bot token (`xoxb-…`) from the Slack app's OAuth & Permissions page",
+        _token("xoxb-", "a bot token"),
+        unset="required",
+        required=True,
+        why_required="the bot token, xoxb-…",
+    ),
+    Setting(
+        "SLACK_SIGNING_SECRET",
+        None,
+        "request signing secret, from the Slack app's Basic Information page",
+        _text,
+        unset="required in HTTP mode",
+        deploy_required=True,
+    ),
+    Setting(
+        "SLACK_APP_TOKEN",
+        "slack_app_token",
+        "app-level token (`xapp-…`): Slack traffic over Socket Mode",
+        _token("xapp-", "an app-level token"),
+        unset="unset: HTTP mode",
+    ),
+    Setting(
+        "SLACK_API_URL",
+        "slack_api_url",
+        "base URL of the Slack Web API",
+        _url(False),
+        default="https://slack.com/api/",
+    ),
+    Setting(
+        "PGCONN_APPS",
+        "apps",
+        "comma-separated Heroku app names pgconn may inspect and act on",
+        _apps,
+        unset="required",
+        required=True,
+        why_required="comma-separated Heroku app names pgconn may act on",
+    ),
+    Setting(
+        "PGCONN_ADMINS",
+        None,
+        "comma-separated Slack user ids (`U…`) and user-group ids (`S…`) allowed to run actions",
+        _admins,
+        unset="empty: nobody",
+    ),
+    Setting(
+        "PGCONN_ALERT_CHANNEL",
+        "alert_channel",
+        "channel id (`C…`) where alert threads open",
+        _channel,
+        unset="required for alerts",
+    ),
+    Setting(
+        "PGCONN_DRAIN_TOKEN",
+        "drain_token",
+        "password of the log-drain route (the drain URL carries it as its Basic-auth password)",
+        _text,
+        unset="required for drains",
+        generator="secret",
+    ),
+    Setting(
+        "PGCONN_PUBLIC_URL",
+        "public_url",
+        "the bot's public base URL (`https://APP.herokuapp.com`), used by `watch`",
+        _public_url,
+        unset="required for `watch`",
+    ),
+    Setting(
+        "HEROKU_API_KEY",
+        "heroku_api_key",
+        "Heroku API token (`heroku authorizations:create`) with access to the apps in `PGCONN_APPS`",
+        _text,
+        unset="required",
+        required=True,
+        why_required="a Heroku API token",
+    ),
+    Setting(
+        "HEROKU_API_URL",
+        "heroku_api_url",
+        "Heroku Platform API base",
+        _url(True),
+        default="https://api.heroku.com",
+    ),
+    Setting(
+        "HEROKU_DATA_API_URL",
+        "heroku_data_api_url",
+        "Heroku Postgres API base",
+        _url(True),
+        default="https://api.data.heroku.com",
+    ),
+    Setting(
+        "REDIS_URL",
+        "redis_url",
+        "Redis (`rediss://` with Heroku's self-signed certificate is accepted); set by app.json's add-on",
+        _text,
+        unset="embedded Redis",
+        in_app_json=False,
+    ),
+    Setting(
+        "PGCONN_REDIS_MAX_CONNECTIONS",
+        "redis_max_connections",
+        "most Redis connections one pgconn process opens; requests beyond wait for a free one. "
+        "Heroku Key-Value Store `mini` allows 20 clients: keep dynos × this under it",
+        _integer(2, 1000),
+        default="8",
+    ),
+    Setting("PORT", "port", "listen port (Heroku sets it)", _port, default="3000", in_app_json=False),
+    Setting("HOST", "host", "listen address", _text, default="0.0.0.0", in_app_json=False),
+    Setting(
+        "PGCONN_KILL_IDLE_AFTER",
+        "kill_idle_after_s",
+        "seconds idle before **Kill idle** terminates a backend",
+        _integer(0, 86400),
+        default="60",
+    ),
+    Setting(
+        "PGCONN_BUDGET_HEADROOM",
+        "budget_headroom",
+        "connections the formation does not show (pgconn's reserved one, `heroku run`, Heroku tools)",
+        _integer(0, 100),
+        default="3",
+    ),
+    Setting(
+        "PGCONN_ALERT_WARN",
+        "alert_warn_share",
+        "share of the limit that makes a metric sample warn",
+        _number(0.05, 1.0),
+        default="0.80",
+    ),
+    Setting(
+        "PGCONN_ALERT_CRITICAL",
+        "alert_critical_share",
+        "share of the limit that makes a metric sample critical",
+        _number(0.05, 1.0),
+        default="0.95",
+    ),
+    Setting(
+        "PGCONN_RESOLVE_AFTER",
+        "resolve_after_s",
+        "seconds below the threshold before an incident is resolved",
+        _integer(1, 86400),
+        default="300",
+    ),
+    Setting(
+        "PGCONN_ALERT_UPDATE_INTERVAL",
+        "alert_update_s",
+        "alert threads: least seconds between redraws of the parent (a severity change redraws at once)",
+        _number(0.0, 3600),
+        default="5",
+    ),
+    Setting(
+        "PGCONN_ALERT_REPLY_INTERVAL",
+        "alert_reply_s",
+        "alert threads: least seconds between replies",
+        _number(0.0, 86400),
+        default="60",
+    ),
+    Setting(
+        "PGCONN_ALERT_TICK",
+        "alert_tick_s",
+        "seconds between checks of open incidents (resolution, retries, the probe of Essential databases)",
+        lambda name, raw: _number(0, 3600)(name, raw) or None,
+        unset="a fifth of `PGCONN_RESOLVE_AFTER`, at most `15`",
+    ),
+    Setting(
+        "PGCONN_RESERVE_INTERVAL",
+        "reserve_interval_s",
+        "seconds between checks of the reserved connections",
+        _number(0.1, 3600),
+        default="30",
+    ),
+    Setting(
+        "PGCONN_RESTART_TIMEOUT",
+        "restart_timeout_s",
+        "how long (s) to follow dynos after a restart",
+        _integer(1, 3600),
+        default="300",
+    ),
+    Setting(
+        "PGCONN_RESTART_POLL",
+        "restart_poll_s",
+        "how often (s) to look at dynos after a restart",
+        _number(0.05, 60),
+        default="2",
+    ),
+    Setting(
+        "PGCONN_HEROKU_TIMEOUT",
+        "heroku_timeout",
+        "per-request timeout (s) of Heroku API calls",
+        _number(0.1, 120),
+        default="10",
+    ),
+    Setting(
+        "PGCONN_HEROKU_RETRIES",
+        "heroku_retries",
+        "retries of idempotent Heroku calls",
+        _integer(0, 10),
+        default="3",
+    ),
+    Setting(
+        "PGCONN_DB_TIMEOUT_MS",
+        "db_statement_timeout_ms",
+        "statement timeout (ms) of pgconn's own queries",
+        _integer(100, 60000),
+        default="3000",
+    ),
+    Setting(
+        "PGCONN_DIAG_LONG_QUERY_S",
+        None,
+        "diagnosis: seconds a query runs before it is yellow,red (one number: red from there)",
+        _band(86400),
+        default="30,300",
+    ),
+    Setting(
+        "PGCONN_DIAG_LONG_TX_S",
+        None,
+        "diagnosis: seconds a transaction stays open before it is yellow,red",
+        _band(86400),
+        default="60,600",
+    ),
+    Setting(
+        "PGCONN_DIAG_IDLE_IN_TX_S",
+        None,
+        "diagnosis: seconds idle in transaction before a connection is yellow,red",
+        _band(86400),
+        default="60,300",
+    ),
+    Setting(
+        "PGCONN_DIAG_BLOCKED_S",
+        None,
+        "diagnosis: seconds a query waits for another session's lock before it is yellow,red",
+        _band(86400),
+        default="5,30",
+    ),
+    Setting(
+        "PGCONN_DIAG_LEAK_FACTOR",
+        None,
+        "diagnosis: a dyno holding this many times what the budget expects of its process type "
+        "(and 2 more) is red",
+        _number(1.0, 100),
+        default="2",
+    ),
+    Setting(
+        "PGCONN_LOG_LEVEL",
+        "log_level",
+        "log level (`DEBUG`, `INFO`, `WARNING`, `ERROR`)",
+        _level,
+        default="INFO",
+    ),
+)
+
+SETTINGS_BY_ENV: Mapping[str, Setting] = {s.env: s for s in SETTINGS}
+
+
+def readme_table() -> str:
+    """The README's configuration table, rendered from `SETTINGS`."""
+    rows = ["| variable | meaning | default |", "|---|---|---|"]
+    for s in SETTINGS:
+        rows.append(f"| `{s.env}` | {s.meaning} | {s.shown_default} |")
+    return "\n".join(rows) + "\n"
+
+
+def _plain(markdown: str) -> str:
+    return markdown.replace("`", "").replace("**", "")
+
+
+def app_json_env() -> dict[str, dict[str, Any]]:
+    """app.json's `env`, rendered from `SETTINGS` (no `value`s: an unset tunable keeps following
+    pgconn's default instead of freezing today's in the app's config vars)."""
+    env: dict[str, dict[str, Any]] = {}
+    for s in SETTINGS:
+        if not s.in_app_json:
+            continue
+        description = _plain(s.meaning)
+        description = description[0].upper() + description[1:] + "."
+        if s.default is not None:
+            description += f" Default: {s.default}."
+        elif not s.app_json_required and s.unset:
+            description += f" Unset: {_plain(s.unset)}."
+        entry: dict[str, Any] = {"description": description, "required": s.app_json_required}
+        if s.generator is not None:
+            entry["generator"] = s.generator
+        env[s.env] = entry
+    return env
 
 
 SANDBOX_TRIGGER_VARS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "HEROKU_API_KEY")

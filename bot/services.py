@@ -135,7 +135,11 @@ def build_services(settings: Settings) -> Services:
         retries=settings.heroku_retries,
     )
     slack = slack_client(settings)
-    redis = connect_redis(settings.redis_url) if settings.redis_url else None
+    redis = (
+        connect_redis(settings.redis_url, max_connections=settings.redis_max_connections)
+        if settings.redis_url
+        else None
+    )
     inspector = PostgresInspector(statement_timeout_ms=settings.db_statement_timeout_ms)
     alerts = AlertEngine(
         settings,

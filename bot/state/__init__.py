@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 Redis = aioredis.Redis
 
 
-def connect_redis(url: str) -> Redis:
+def connect_redis(url: str, max_connections: int = 8) -> Redis:
     kwargs: dict[str, Any] = {
         "decode_responses": True,
         "socket_timeout": 2.0,
@@ -38,8 +38,9 @@ def connect_redis(url: str) -> Redis:
         # Heroku Redis presents a self-signed certificate (documented by Heroku).
         kwargs["ssl_cert_reqs"] = None
     # A burst (200 clicks, a drain flood) waits for a free connection instead of failing at the
-    # plain pool's cap; Heroku Redis mini allows 20 clients per process group anyway.
-    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=50, timeout=5, **kwargs)
+    # plain pool's cap. The cap is PGCONN_REDIS_MAX_CONNECTIONS: Heroku Key-Value Store mini allows
+    # 20 clients for all of the app's dynos together.
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=5, **kwargs)
     return aioredis.Redis(connection_pool=pool)
 
 
