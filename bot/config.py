@@ -27,20 +27,22 @@ _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 
 @dataclass(frozen=True)
 class Settings:
-    slack_bot_token: str
-    slack_signing_secret: str
-    heroku_api_key: str
+    # Secrets are left out of repr(): a Settings in a traceback, a log line or a debugger
+    # must not print them.
+    slack_bot_token: str = field(repr=False)
+    slack_signing_secret: str = field(repr=False)
+    heroku_api_key: str = field(repr=False)
     apps: tuple[str, ...]
-    slack_app_token: str | None = None
+    slack_app_token: str | None = field(default=None, repr=False)
     slack_api_url: str = "https://slack.com/api/"
     alert_channel: str | None = None
     admin_users: frozenset[str] = frozenset()
     admin_groups: frozenset[str] = frozenset()
-    drain_token: str | None = None
+    drain_token: str | None = field(default=None, repr=False)
     public_url: str | None = None
     heroku_api_url: str = "https://api.heroku.com"
     heroku_data_api_url: str = "https://api.data.heroku.com"
-    redis_url: str | None = None
+    redis_url: str | None = field(default=None, repr=False)  # may carry Redis's password
     host: str = "0.0.0.0"
     port: int = 3000
     # Tunables (not in the public contract, all optional).

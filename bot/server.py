@@ -15,8 +15,10 @@ from starlette.routing import Route
 
 from bot.keeper import keep_reserved
 from bot.services import Services
-from bot.signing import signature_valid
+from bot.signing import MAX_BODY_BYTES as MAX_SLACK_BODY_BYTES
+from bot.signing import headers_fresh, signature_valid
 from handlers import http_routes, register
+from handlers.http import read_body
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +46,28 @@ def create_asgi(services: Services) -> Starlette:
 
     async def slack_events(request: Request) -> Response:
         # Checked here on the raw bytes first: Bolt's own check raises (500) on some tampered bytes.
-        body = await request.body()
+        # What can be refused without the body is refused before reading it, and the body is
+        # read up to a bound: an unauthenticated sender must not make pgconn hold megabytes.
         headers = request.headers
-        if not signature_valid(
-            services.settings.slack_signing_secret,
-            body,
-            headers.get("x-slack-request-timestamp"),
-            headers.get("x-slack-signature"),
-        ):
-            log.info("refused a request to /slack/events: missing, bad or stale signature")
+        secret = services.settings.slack_signing_secret
+        timestamp, signature = headers.get("x-slack-request-timestamp"), headers.get("x-slack-signature")
+        if not headers_fresh(secret, timestamp, signature):
+            log.info("refused a request to /slack/events: missing, malformed or stale signature headers")
             return JSONResponse({"error": "invalid request"}, status_code=401)
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length[:12]) > MAX_SLACK_BODY_BYTES:
+            log.info("refused a request to /slack/events: Content-Length %s is over the bound", length[:12])
+            return JSONResponse({"error": "request too large"}, status_code=413)
+        body = await read_body(request, MAX_SLACK_BODY_BYTES)
+        if body is None:
+            log.info("refused a request to /slack/events: body over %d bytes", MAX_SLACK_BODY_BYTES)
+            return JSONResponse({"error": "request too large"}, status_code=413)
+        if not signature_valid(secret, body, timestamp, signature):
+            log.info("refused a request to /slack/events: bad signature")
+            return JSONResponse({"error": "invalid request"}, status_code=401)
+        # Bolt's adapter reads the body again through request.body(), which returns this cache
+        # (the stream itself is consumed).
+        request._body = body
         try:
             response = await handler.handle(request)
         except Exception as exc:  # noqa: BLE001 - Bolt's adapter could not read it (a body not UTF-8)
