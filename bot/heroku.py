@@ -43,6 +43,11 @@ JSON = Any
 
 
 def _seg(value: str) -> str:
+    """One path segment. `quote` leaves "." and ".." as they are, and httpx resolves them
+    (RFC 3986 §5.2.4): a process type ".." would turn `DELETE /apps/{app}/formations/..` into
+    `DELETE /apps/{app}`. No Heroku name is empty, "." or "..", so they are refused here."""
+    if value in ("", ".", ".."):
+        raise HerokuRejected(f"{value!r} is not a name pgconn can send to Heroku")
     return quote(value, safe="")
 
 

@@ -1,7 +1,8 @@
 """`POST /webhooks/heroku/{app}`: Heroku tells pgconn the app's formation or config changed.
 
-Order of checks: the app, then the signature (against the secret pgconn made when it
-subscribed, kept in Redis), then the body. Nothing is done for a delivery that is not
+Order of checks: the signature (against the secret pgconn made when it subscribed, kept
+in Redis) over the bounded body, then the app: before a delivery is verified, every app
+name gets the same 401. Nothing is done for a delivery that is not
 verified. A verified formation or release event drops what pgconn cached about the
 app, so the next report, alert or keeper pass reads the new formation and config, and
 has the budget recomputed (a warning thread when it stops fitting). Each delivery is
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -23,33 +25,39 @@ from handlers.http import Endpoint, read_body
 
 log = logging.getLogger(__name__)
 
+# Heroku app names (bot.config checks PGCONN_APPS with the same rule).
+_APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,29}$")
+
+
+def _unauthorised() -> Response:
+    return PlainTextResponse("unauthorised\n", status_code=401)
+
 
 def heroku_webhook(services: Services) -> Endpoint:
     settings = services.settings
     secrets = services.webhook_secrets
 
     async def endpoint(request: Request) -> Response:
+        # Every app name takes the same path to the same 401 until a signature is verified:
+        # an unknown app, one pgconn does not watch and one with a wrong signature look alike,
+        # so the route does not tell a stranger which apps pgconn watches (as the drain route).
         app = request.path_params["app"]
-        if app not in settings.apps:
-            return PlainTextResponse("unknown app\n", status_code=404)
         signature = request.headers.get(SIGNATURE_HEADER)
         if not signature:
-            log.info("webhook %s refused: no signature", app)
-            return PlainTextResponse("unauthorised\n", status_code=401)
-        try:
-            secret = await secrets.get(app)
-        except StateUnavailable:
-            # Unverifiable is not the same as wrong: say so, and Heroku's "sync" level retries.
-            return PlainTextResponse("cannot verify now: state store unavailable\n", status_code=503)
-        if secret is None:
-            log.info("webhook %s refused: pgconn is not subscribed (no secret)", app)
-            return PlainTextResponse("unauthorised\n", status_code=401)
+            log.info("webhook %s refused: no signature", app[:40])
+            return _unauthorised()
         body = await read_body(request, MAX_BODY_BYTES)
         if body is None:
             return PlainTextResponse(f"body exceeds {MAX_BODY_BYTES} bytes\n", status_code=413)
-        if not signature_valid(secret, body, signature):
-            log.info("webhook %s refused: bad signature", app)
-            return PlainTextResponse("unauthorised\n", status_code=401)
+        try:
+            # Looked up for any well-formed name, watched or not, so the timing is alike too.
+            secret = await secrets.get(app) if _APP_NAME.match(app) else None
+        except StateUnavailable:
+            # Unverifiable is not the same as wrong: say so, and Heroku's "sync" level retries.
+            return PlainTextResponse("cannot verify now: state store unavailable\n", status_code=503)
+        if secret is None or not signature_valid(secret, body, signature) or app not in settings.apps:
+            log.info("webhook %s refused: no subscription secret, or a bad signature", app[:40])
+            return _unauthorised()
         event = parse_event(body)
         if event is None:
             log.info("webhook %s: signed, but not a Heroku webhook event", app)

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 
 from bot.config import Settings
+from bot.errors import HerokuRejected
+from bot.heroku import HerokuClient
 from bot.logs import RedactingFilter
 from bot.signing import headers_fresh, signature_valid
+from emulators.heroku import HerokuEmulator
 from emulators.slack import slack_signature
+from tests.support import API_KEY
 
 # --- signatures ------------------------------------------------------------------------------
 
@@ -87,3 +92,25 @@ def test_settings_repr_shows_no_secret() -> None:
     shown = repr(settings) + str(settings)
     assert "repr-secret" not in shown
     assert "my-app" in shown  # the rest is still there to read
+
+
+# --- Heroku path segments ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("segment", [".", ".."])
+async def test_dot_segments_never_reach_heroku(heroku: HerokuEmulator, segment: str) -> None:
+    """httpx resolves dot segments: `DELETE /apps/my-app/dynos/..` would be `DELETE /apps/my-app/`."""
+    heroku.requests.clear()
+    async with httpx.AsyncClient(timeout=2) as http:
+        client = HerokuClient(http, api_key=API_KEY, platform_url=heroku.url, data_url=heroku.url)
+        calls = [
+            client.restart("my-app", segment),
+            client.remove_log_drain("my-app", segment),
+            client.remove_webhook("my-app", segment),
+            client.formation(segment),
+        ]
+        for call in calls:
+            with pytest.raises(HerokuRejected):
+                await call
+    assert heroku.requests == []
+    assert "my-app" in heroku.apps

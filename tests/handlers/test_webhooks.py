@@ -120,13 +120,14 @@ async def test_watch_subscribes_once_deliveries_are_verified_and_unwatch_removes
             ).status_code == 401
     # Another configured app pgconn never subscribed to: no secret, nothing verifies.
     assert (await deliver(system.bot, "std-app", body, secret=secret)).status_code == 401
-    assert (await deliver(system.bot, "not-ours", body, secret=secret)).status_code == 404
+    # An app pgconn does not watch looks exactly like one it watches (no enumeration).
+    assert (await deliver(system.bot, "not-ours", body, secret=secret)).status_code == 401
     assert (await deliver(system.bot, "my-app", b"{not json", secret=secret)).status_code == 400
     assert (await deliver(system.bot, "my-app", b'{"no": "resource"}', secret=secret)).status_code == 400
 
     log = system.bot.logs()
     assert "webhook my-app: formation update" in log and "webhook my-app: release create" in log
-    assert "webhook my-app refused: bad signature" in log
+    assert "webhook my-app refused: no subscription secret, or a bad signature" in log
     assert secret not in log and secret not in answer and DRAIN_TOKEN not in answer
     assert "alice@example.com" not in log  # the body is never logged
 
