@@ -64,6 +64,7 @@ def http_routes(services: Services) -> list[BaseRoute]:
     """Plain HTTP routes next to /slack/events."""
     return [
         Route("/healthz", http.healthz(services), methods=["GET"]),
+        Route("/setup", http.setup(services), methods=["GET"]),
         Route("/drains/heroku/{app}", drain.heroku_drain(services), methods=["POST"]),
         Route("/webhooks/heroku/{app}", webhooks.heroku_webhook(services), methods=["POST"]),
     ]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from bot import setup_page
 from bot.services import Services
 from bot.state import redis_ok
 
@@ -29,5 +30,21 @@ def healthz(services: Services) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         redis_up = await redis_ok(services.redis)
         return JSONResponse({"ok": True, "redis": "up" if redis_up else "down"})
+
+    return endpoint
+
+
+def setup(services: Services) -> Endpoint:
+    """app.json's success_url: what is missing, and the Slack manifest with this app's URL."""
+
+    async def endpoint(request: Request) -> Response:
+        base_url = services.settings.public_url
+        if base_url is None:
+            # Heroku's router terminates TLS and says so in X-Forwarded-Proto.
+            scheme = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
+            host = request.headers.get("host", "localhost")
+            base_url = f"{'https' if scheme == 'https' else 'http'}://{host}"
+        page = setup_page.render(services.settings, base_url, await redis_ok(services.redis))
+        return HTMLResponse(page)
 
     return endpoint
