@@ -32,11 +32,11 @@ from typing import Any, Literal
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.budget import plan_connection_limit
 from bot.config import Settings
 from bot.detect import Severity, Signal, classify
-from bot.errors import DatabaseError, DatabaseFull, HerokuError, PgconnError, StateUnavailable
+from bot.errors import DatabaseError, DatabaseFull, PgconnError, StateUnavailable
 from bot.heroku import HerokuClient
+from bot.limits import fetch_limit
 from bot.models import AppContext, Database, ProcessType
 from bot.postgres import PostgresInspector
 from bot.render.alert import alert_blocks, alert_text, resolved_reply, severity_reply
@@ -490,6 +490,26 @@ class AlertEngine:
 
     # -- inbound ---------------------------------------------------------------
 
+    async def accept_frame(self, app: str, frame_id: str | None, signals: Sequence[Signal]) -> bool:
+        """Submit a drain frame's signals unless logplex already delivered that frame.
+
+        False for a re-sent frame (same Logplex-Frame-Id, taken by this or another process).
+        Only frames that carry a signal are claimed, so ordinary log traffic costs Redis
+        nothing. Without Redis the signals are taken anyway (kept until it answers): a retried
+        frame may then count twice, which beats losing the first.
+        """
+        if not signals:
+            return True
+        if frame_id and self.incidents is not None:
+            try:
+                if not await self.incidents.claim_frame(app, frame_id):
+                    log.info("drain %s: frame %s delivered again; already counted", app, frame_id[:64])
+                    return False
+            except StateUnavailable:
+                log.warning("drain %s: could not check frame %s (Redis unavailable)", app, frame_id[:64])
+        self.submit(app, signals)
+        return True
+
     def submit(self, app: str, signals: Sequence[Signal]) -> None:
         """Hand over a request's signals. Never blocks: merged into the app's pending batch."""
         if not signals:
@@ -622,8 +642,8 @@ class AlertEngine:
         except PgconnError as exc:
             log.warning("could not resolve %s's databases for alerts: %s", app, exc.message)
             return known  # a stale answer beats none
-        limits = {db.addon_name: plan_connection_limit(db.plan) for db in databases}
-        known = _Known(databases, limits, config_vars, self.clock(), formation)
+        # Limits are read from pg:info on first use (bot.limits): the plan table only without it.
+        known = _Known(databases, {}, config_vars, self.clock(), formation)
         self._known[app] = known
         return known
 
@@ -646,12 +666,10 @@ class AlertEngine:
             return known.limits[database]
         for db in known.databases:
             if db.addon_name == database:
-                try:
-                    info = await self.heroku.pg_info(db)
-                except HerokuError:
-                    return None
-                known.limits[database] = info.connections_limit
-                return info.connections_limit
+                limit = await fetch_limit(self.heroku, db)
+                # Kept as long as the resolution (RESOLVE_CACHE_S): one pg:info per app and period.
+                known.limits[database] = limit.value if limit is not None else None
+                return known.limits[database]
         return None
 
     # -- processing a batch ----------------------------------------------------

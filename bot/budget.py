@@ -77,6 +77,9 @@ _INTERNAL_FALLBACK = "pgconn could not analyse this command; assumed 1 connectio
 # Premium, Private and Shield follow the Standard sizes. A third-party 2026 pricing
 # table lists 200/500 for *-0/*-2: when pg:info gives "Connections: n/limit", callers
 # should prefer that number over this table.
+PGBOUNCER_MAX_PREPARED_STATEMENTS = 200
+
+
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
@@ -238,6 +241,11 @@ class Budget:
             "PGBOUNCER_DEFAULT_POOL_SIZE": str(self.pgbouncer_pool_size),
             "PGBOUNCER_RESERVE_POOL_SIZE": str(self.pgbouncer_reserve_pool_size),
             "PGBOUNCER_MAX_CLIENT_CONN": str(self.pgbouncer_max_client_conn),
+            # The buildpack (v0.18, PgBouncer 1.24.1) maps this to max_prepared_statements and
+            # defaults it to 0 (bin/gen-pgbouncer-conf.sh). Above 0, PgBouncer ≥ 1.21 keeps
+            # protocol-level prepared statements working in transaction pooling; 200 is
+            # PgBouncer's own default since 1.24 (pgbouncer NEWS, config.html#max_prepared_statements).
+            "PGBOUNCER_MAX_PREPARED_STATEMENTS": str(PGBOUNCER_MAX_PREPARED_STATEMENTS),
         }
 
 

@@ -16,9 +16,9 @@ from dataclasses import replace
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.budget import Budget, connection_budget, plan_connection_limit
+from bot.budget import Budget
 from bot.config import Settings
-from bot.errors import HerokuError, PgconnError, StateUnavailable
+from bot.errors import PgconnError, StateUnavailable
 from bot.heroku import HerokuClient
 from bot.models import AppContext, ProcessType
 from bot.prevention import (
@@ -38,7 +38,7 @@ from bot.render.warning import (
     warning_blocks,
     warning_text,
 )
-from bot.report import load_app_context
+from bot.report import budget_for, load_app_context
 from bot.state.budget_watch import BudgetWatchStore
 from bot.webhooks import WebhookEvent
 
@@ -64,18 +64,7 @@ class BudgetWatcher:
     async def measure(self, app: str) -> tuple[AppContext, Budget]:
         """The app as Heroku has it now, and its budget against the plan's limit."""
         context = await load_app_context(self.heroku, app)
-        limit = None
-        try:
-            limit = (await self.heroku.pg_info(context.database)).connections_limit
-        except HerokuError as exc:
-            log.info("pg:info for %s failed (%s); using the plan's documented limit", app, exc.message)
-        limit = limit or plan_connection_limit(context.database.plan)
-        if limit is None:
-            raise PgconnError(f"the connection limit of plan {context.database.plan} is unknown")
-        budget = connection_budget(
-            context.formation, context.config_vars, limit, headroom=self.settings.budget_headroom
-        )
-        return context, budget
+        return context, await budget_for(self.heroku, context, headroom=self.settings.budget_headroom)
 
     async def baseline(self, app: str) -> Budget:
         """Remember the budget as it is (at `watch`), so the first change has a 'before'."""

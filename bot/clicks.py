@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 Tell = Callable[[str], Awaitable[None]]
 
 LABELS = ids.ACTION_LABELS
+# Slack: a response_url takes at most 5 posts, within 30 minutes of the interaction
+# (api.slack.com/interactivity/handling#message_responses; ../shared/contracts/README.md).
+RESPONSE_URL_TTL_S = 30 * 60
+RESPONSE_URL_MARGIN_S = 60
 
 
 @dataclass(frozen=True)
@@ -110,8 +114,10 @@ async def execute(services: Services, click: Click, tell: Tell) -> Outcome | Non
         )
     )
     ts = await _post_result(services, click, label, app, outcome, recorded, tell)
-    if click.action_id == ids.RESTART and outcome.ok and ts is not None:
-        await _follow_restart(services, click, app, process_type, ts, outcome)
+    if click.action_id == ids.RESTART and outcome.ok:
+        # ts None: the result went through the click's response URL (the bot is not in that
+        # channel), which takes only 5 posts within 30 minutes: no progress there, one final word.
+        await _follow_restart(services, click, app, process_type, ts, outcome, tell)
     return outcome
 
 
@@ -153,11 +159,23 @@ async def _post_result(
 
 
 async def _follow_restart(
-    services: Services, click: Click, app: str, process_type: str | None, ts: str, outcome: Outcome
+    services: Services,
+    click: Click,
+    app: str,
+    process_type: str | None,
+    ts: str | None,
+    outcome: Outcome,
+    tell: Tell,
 ) -> None:
     head = result_text(click.user_id, LABELS[ids.RESTART], app, outcome)
+    timeout_s = services.settings.restart_timeout_s
+    if ts is None:
+        # Slack refuses a response URL 30 minutes after the click: the last word must come before.
+        timeout_s = min(timeout_s, RESPONSE_URL_TTL_S - RESPONSE_URL_MARGIN_S)
 
     async def progress(dynos: list[Dyno]) -> None:
+        if ts is None:
+            return
         try:
             await services.slack.chat_update(
                 channel=click.channel_id, ts=ts, text=f"{head}\n{dyno_progress(dynos)}"
@@ -170,15 +188,18 @@ async def _follow_restart(
         app,
         process_type,
         progress,
-        timeout_s=services.settings.restart_timeout_s,
+        timeout_s=timeout_s,
         interval_s=services.settings.restart_poll_s,
     )
     final = (
         f"{head}\nAll {len(dynos)} dynos are up."
         if up
-        else f"{head}\n:warning: Gave up waiting after {services.settings.restart_timeout_s}s: "
+        else f"{head}\n:warning: Gave up waiting after {timeout_s:g}s: "
         f"{dyno_progress(dynos)}. Check `heroku ps -a {app}`."
     )
+    if ts is None:
+        await tell(final)
+        return
     try:
         await services.slack.chat_update(channel=click.channel_id, ts=ts, text=final)
     except SlackApiError as exc:

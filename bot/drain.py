@@ -61,7 +61,21 @@ def check_body_size(size: int) -> None:
         raise MalformedFrame(f"body of {size} bytes exceeds {MAX_BODY_BYTES}")
 
 
-def parse_frames(body: bytes) -> list[LogLine]:
+def parse_frames_partly(body: bytes) -> tuple[list[LogLine], MalformedFrame | None]:
+    """The messages before the first framing error, and that error (None when there is none).
+
+    Logplex drops a frame for good on a 4xx (other than 429), so a body whose head parses is
+    used for what it holds rather than refused whole.
+    """
+    lines: list[LogLine] = []
+    try:
+        parse_frames(body, lines)
+    except MalformedFrame as exc:
+        return lines, exc
+    return lines, None
+
+
+def parse_frames(body: bytes, into: list[LogLine] | None = None) -> list[LogLine]:
     """Split a logplex-1 body into LogLines, in order.
 
     Raises MalformedFrame (with the byte offset) for: an empty body (Heroku
@@ -76,7 +90,7 @@ def parse_frames(body: bytes) -> list[LogLine]:
     if n == 0:
         raise MalformedFrame("empty body")
     check_body_size(n)
-    lines: list[LogLine] = []
+    lines: list[LogLine] = [] if into is None else into
     append = lines.append
     find = body.find
     pos = 0

@@ -13,13 +13,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.budget import Budget, connection_budget, plan_connection_limit
-from bot.errors import DatabaseError, DatabaseFull, HerokuError, NoDatabase
+from bot.budget import Budget
+from bot.errors import DatabaseError, DatabaseFull, HerokuError, NoDatabase, PgconnError
 from bot.heroku import HerokuClient
 from bot.models import AppContext, Dyno, ProcessType
 from bot.postgres import PostgresInspector
 from bot.render.text import code, inert
-from bot.report import load_app_context
+from bot.report import budget_for, load_app_context
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +28,32 @@ PGBOUNCER_START = "bin/start-pgbouncer"
 # Essential-tier (and legacy hobby/mini/basic) databases refuse Heroku's server-side pooling.
 _NO_SERVER_POOLING = ("essential", "mini", "basic", "hobby", "dev")
 
+# What each driver needs behind the buildpack's PgBouncer now that Add PgBouncer sets
+# PGBOUNCER_MAX_PREPARED_STATEMENTS (PgBouncer ≥ 1.21 tracks protocol-level prepared statements
+# in transaction pooling when max_prepared_statements > 0; SQL-level PREPARE/EXECUTE still
+# breaks: pgbouncer.org/config.html#max_prepared_statements, pgbouncer NEWS 1.21.0).
 PREPARED_STATEMENTS_ADVICE = {
-    "rails": "Rails: set `prepared_statements: false` for production in `config/database.yml` "
-    "(PgBouncer in transaction mode cannot keep them).",
-    "django": "Django: keep `CONN_MAX_AGE = 0` behind PgBouncer, and on psycopg 3 set "
-    "`OPTIONS: {'prepare_threshold': None}` (Django ≥ 4.2: also `DISABLE_SERVER_SIDE_CURSORS = True`).",
-    "sqlalchemy": "SQLAlchemy/psycopg: pass `prepare_threshold=None` (psycopg 3) in `connect_args`, "
-    "and use `NullPool` or a small pool since PgBouncer pools for you.",
-    "psycopg": "psycopg 3: connect with `prepare_threshold=None` (transaction pooling cannot keep "
-    "prepared statements).",
-    "node": "node-postgres: do not name queries (`name:` creates prepared statements); Prisma: add "
-    "`?pgbouncer=true` to the URL.",
+    # rails/rails#55683: ActiveRecord's PostgreSQL adapter frees statements with SQL DEALLOCATE,
+    # which PgBouncer cannot track, except on releases that close them at protocol level
+    # (PostgreSQL and libpq 17). Until then the safe setting stays false.
+    "rails": "Rails: keep `prepared_statements: false` for production in `config/database.yml` "
+    "unless your Rails closes statements at protocol level (rails/rails#55683, with libpq 17): "
+    "ActiveRecord frees them with SQL `DEALLOCATE`, which PgBouncer cannot track.",
+    # psycopg docs, "Prepared statements" / "Using PgBouncer": psycopg 3.2+ deallocates at
+    # protocol level only with libpq 17; with an older libpq it sends SQL DEALLOCATE.
+    "django": "Django on psycopg 3.2+ with libpq 17 (the `psycopg[binary]` wheels ship it) keeps "
+    "prepared statements: PgBouncer tracks them now. With an older libpq set "
+    "`OPTIONS: {'prepare_threshold': None}`; keep `CONN_MAX_AGE = 0` and "
+    "`DISABLE_SERVER_SIDE_CURSORS = True` (cursors cannot span transactions). psycopg2 never prepares.",
+    "sqlalchemy": "SQLAlchemy on psycopg 3.2+ with libpq 17 keeps prepared statements (PgBouncer tracks "
+    "them now); with an older libpq pass `prepare_threshold=None` in `connect_args`. Use `NullPool` "
+    "or a small pool, since PgBouncer pools for you.",
+    "psycopg": "psycopg 3.2+ with libpq 17 keeps preparing (PgBouncer tracks protocol-level prepared "
+    "statements now); with an older libpq connect with `prepare_threshold=None`.",
+    # node-postgres named queries and Prisma use protocol-level statements; Prisma's docs
+    # recommend not setting `pgbouncer=true` on PgBouncer 1.21 or later.
+    "node": "node-postgres named queries and Prisma keep working (protocol-level prepared statements, "
+    "which PgBouncer tracks now); do not add `?pgbouncer=true` for Prisma. Never use SQL `PREPARE`.",
 }
 
 
@@ -162,7 +177,7 @@ def procfile_lines(formation: tuple[ProcessType, ...]) -> list[str]:
 
 async def add_pgbouncer(heroku: HerokuClient, app: str, headroom: int) -> Outcome:
     context = await load_app_context(heroku, app)
-    budget = _budget(context, headroom)
+    budget = await _budget(heroku, context, headroom)
     if supports_server_pooling(context.database.plan):
         return await _server_pooling(heroku, context)
     current = await heroku.buildpacks(app)
@@ -198,7 +213,13 @@ async def add_pgbouncer(heroku: HerokuClient, app: str, headroom: int) -> Outcom
     ]
     frameworks = sorted(budget.frameworks) if budget else []
     advice = [PREPARED_STATEMENTS_ADVICE[f] for f in frameworks if f in PREPARED_STATEMENTS_ADVICE]
-    details.extend(advice or ["Turn off prepared statements in your database driver (transaction pooling)."])
+    details.extend(
+        advice
+        or [
+            "PgBouncer keeps protocol-level prepared statements (`PGBOUNCER_MAX_PREPARED_STATEMENTS`); "
+            "SQL-level `PREPARE` still breaks in transaction pooling."
+        ]
+    )
     if budget and pool:
         dynos = sum(p.quantity for p in context.formation)
         details.append(
@@ -233,11 +254,12 @@ async def _server_pooling(heroku: HerokuClient, context: AppContext) -> Outcome:
     )
 
 
-def _budget(context: AppContext, headroom: int) -> Budget | None:
-    limit = plan_connection_limit(context.database.plan)
-    if limit is None:
+async def _budget(heroku: HerokuClient, context: AppContext, headroom: int) -> Budget | None:
+    # The same limit as the report beside the button: pg:info's, the plan table only without it.
+    try:
+        return await budget_for(heroku, context, headroom=headroom)
+    except PgconnError:
         return None
-    return connection_budget(context.formation, context.config_vars, limit, headroom=headroom)
 
 
 def _dsn(context: AppContext) -> str:

@@ -11,10 +11,11 @@ import asyncio
 import logging
 from dataclasses import dataclass, field, replace
 
-from bot.budget import Budget, connection_budget, plan_connection_limit
+from bot.budget import Budget, connection_budget
 from bot.diagnosis import DEFAULT_THRESHOLDS, Diagnosis, Thresholds, diagnose
 from bot.errors import DatabaseError, DatabaseFull, HerokuError, PgconnError
 from bot.heroku import HerokuClient
+from bot.limits import ConnectionLimit, decide_limit, fetch_limit
 from bot.models import Activity, AppContext, Database, Holders, HoldersUnavailable, PgInfo, ProcessType
 from bot.postgres import PostgresInspector
 
@@ -43,12 +44,14 @@ class Report:
         return None
 
     @property
+    def limit(self) -> ConnectionLimit | None:
+        role_limit = self.holders.role_limit if isinstance(self.holders, Holders) else None
+        return decide_limit(self.pg_info, self.database.plan, role_limit)
+
+    @property
     def connections_limit(self) -> int | None:
-        if self.pg_info and self.pg_info.connections_limit is not None:
-            return self.pg_info.connections_limit
-        if isinstance(self.holders, Holders) and self.holders.role_limit is not None:
-            return self.holders.role_limit
-        return plan_connection_limit(self.database.plan)
+        limit = self.limit
+        return limit.value if limit is not None else None
 
 
 async def load_app_context(heroku: HerokuClient, app: str) -> AppContext:
@@ -126,10 +129,10 @@ async def build_report(
 
     pg_info, activity = await asyncio.gather(info(), holders())
     held = activity.holders if isinstance(activity, Activity) else activity
-    limit = (pg_info.connections_limit if pg_info else None) or plan_connection_limit(context.database.plan)
+    limit = decide_limit(pg_info, context.database.plan)
     budget = None
     if limit is not None:
-        budget = connection_budget(context.formation, context.config_vars, limit, headroom=headroom)
+        budget = connection_budget(context.formation, context.config_vars, limit.value, headroom=headroom)
     else:
         notes.append("The plan's connection limit is unknown, so the budget cannot be checked")
     report = Report(
@@ -155,12 +158,12 @@ async def build_report(
 async def app_budget(heroku: HerokuClient, app: str, *, headroom: int = 3) -> tuple[str, Budget]:
     """The budget alone: formation and config vars against the plan's limit (pg:info first)."""
     context = await load_app_context(heroku, app)
-    limit = None
-    try:
-        limit = (await heroku.pg_info(context.database)).connections_limit
-    except HerokuError as exc:
-        log.info("pg:info for %s failed (%s); using the plan's documented limit", app, exc.message)
-    limit = limit or plan_connection_limit(context.database.plan)
+    return app, await budget_for(heroku, context, headroom=headroom)
+
+
+async def budget_for(heroku: HerokuClient, context: AppContext, *, headroom: int) -> Budget:
+    """The app's budget against its limit as `bot.limits` decides it (pg:info first)."""
+    limit = await fetch_limit(heroku, context.database)
     if limit is None:
         raise PgconnError(f"the connection limit of plan {context.database.plan} is unknown")
-    return app, connection_budget(context.formation, context.config_vars, limit, headroom=headroom)
+    return connection_budget(context.formation, context.config_vars, limit.value, headroom=headroom)

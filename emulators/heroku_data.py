@@ -47,7 +47,7 @@ def _info(name: str, *values: str) -> dict[str, Any]:
 
 def pg_info(app: EmulatedApp, facts: DatabaseFacts) -> dict[str, Any]:
     plan = app.plan
-    limit = connection_limit(plan)
+    limit = app.addon.connection_limit or connection_limit(plan)
     created = app.addon.created_at
     created_text = created.strftime("%Y-%m-%d %H:%M UTC")
     size = pretty_bytes(facts.size_bytes)

@@ -169,6 +169,9 @@ class Addon:
     name: str  # "postgresql-curved-12345"
     plan: str  # short plan name, "essential-0"
     created_at: datetime
+    # What pg:info says the limit is, when it is not the plan table's (Postgres Advanced compute
+    # sizes allow 380 to 5,000; a plan's limit may change): tests set it to disagree with the table.
+    connection_limit: int | None = None
 
     @property
     def plan_name(self) -> str:

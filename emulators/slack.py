@@ -121,6 +121,8 @@ class SlackEmulator(SlackState):
         # The deprecated verification token Slack still puts in every payload.
         self.verification_token = verification_token
         self.ack_deadline = ack_deadline
+        # When Slack re-sends an event that got no 2xx in time (at once, after 1 and 5 minutes).
+        self.event_retry_delays: tuple[float, ...] = (0.0, 60.0, 300.0)
         self.response_url_ttl = RESPONSE_URL_TTL
         self.url = ""  # set by start(), or by the caller after serving self.app
         self._faults: dict[str, list[_Fault]] = {}
@@ -759,18 +761,53 @@ class SlackEmulator(SlackState):
         retry_reason: str = "http_timeout",
     ) -> httpx.Response:
         """Deliver an Events API callback (JSON, as Slack sends events). ``retry_num``
-        with the same ``event_id`` replays it the way Slack retries an unacknowledged event."""
+        with the same ``event_id`` replays it the way Slack retries an unacknowledged event.
+
+        Without ``retry_num``, Slack's own retries are modelled: an answer that is not a 2xx,
+        or none within ``ack_deadline`` (3 s), makes the same envelope come again with
+        ``X-Slack-Retry-Num`` 1, 2, 3 after ``event_retry_delays`` (Slack: at once, 1 min,
+        5 min), unless the answer carried ``X-Slack-No-Retry: 1``. Returns the last answer
+        (a 504 stands for one Slack stopped waiting for)."""
         envelope = self.event_envelope(event, event_id=event_id)
-        headers = {}
+        body = json.dumps(envelope).encode()
         if retry_num is not None:
             headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason}
-        return await self.deliver(
-            json.dumps(envelope).encode(),
-            content_type="application/json",
-            kind="event_callback",
-            timestamp=timestamp,
-            headers=headers,
-        )
+            return await self.deliver(
+                body, content_type="application/json", kind="event_callback", timestamp=timestamp,
+                headers=headers,
+            )
+        response = await self._deliver_event(body, {}, timestamp)
+        for number, delay in enumerate(self.event_retry_delays, start=1):
+            if response.is_success or response.headers.get("X-Slack-No-Retry") == "1":
+                break
+            reason = "http_timeout" if response.status_code == 504 else "http_error"
+            await asyncio.sleep(delay)
+            response = await self._deliver_event(
+                body, {"X-Slack-Retry-Num": str(number), "X-Slack-Retry-Reason": reason}, None
+            )
+        return response
+
+    async def _deliver_event(
+        self, body: bytes, headers: dict[str, str], timestamp: int | None
+    ) -> httpx.Response:
+        """One attempt, given up after ``ack_deadline`` as Slack does (the bot may still get it)."""
+        try:
+            return await asyncio.wait_for(
+                self.deliver(
+                    body, content_type="application/json", kind="event_callback", timestamp=timestamp,
+                    headers=headers,
+                ),
+                timeout=self.ack_deadline,
+            )
+        except TimeoutError:
+            with self.lock:
+                self.deliveries.append(
+                    Delivery(
+                        kind="event_callback", body=body, headers=headers, status=504,
+                        response_text="", elapsed=self.ack_deadline, late=True,
+                    )
+                )
+            return httpx.Response(504)
 
     async def verify_url(self) -> httpx.Response:
         """Slack's url_verification handshake (when the Request URL is saved)."""

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from bot.detect import detect_all
-from bot.drain import MAX_BODY_BYTES, check_body_size, parse_frames
+from bot.drain import MAX_BODY_BYTES, check_body_size, parse_frames_partly
 from bot.errors import MalformedFrame
 from bot.services import Services
 from handlers.http import Endpoint, read_body
@@ -72,14 +72,14 @@ def heroku_drain(services: Services) -> Endpoint:
         body = await read_body(request, MAX_BODY_BYTES)
         if body is None:
             return PlainTextResponse(f"body exceeds {MAX_BODY_BYTES} bytes\n", status_code=413)
-        try:
-            lines = parse_frames(body)
-        except MalformedFrame as exc:
-            log.info("drain %s: malformed body (%s)", app, exc.message)
-            return PlainTextResponse(exc.message + "\n", status_code=400)
-        signals = detect_all(lines)
-        if signals:
-            alerts.submit(app, signals)
+        lines, error = parse_frames_partly(body)
+        if error is not None:
+            log.info("drain %s: malformed body (%s); %d messages before it", app, error.message, len(lines))
+            if not any(line.app_name for line in lines):
+                # Not one syslog message in it: a sender that is not logplex. Logplex itself
+                # never gets a 4xx for a body pgconn could partly read (it would drop the frame).
+                return PlainTextResponse(error.message + "\n", status_code=400)
+        await alerts.accept_frame(app, request.headers.get("logplex-frame-id"), detect_all(lines))
         return Response(status_code=204)
 
     return endpoint

@@ -66,6 +66,30 @@ class Delivery:
         }
 
 
+# Logplex re-sends the same frame (same Logplex-Frame-Id) after a 429, a 5xx, a 5 s timeout or
+# a dropped connection; any other 4xx drops it for good (heroku/logplex doc/README.http_drains.md,
+# src/logplex_http_drain.erl). The sandbox tries a frame this many times.
+ATTEMPTS = 3
+
+
+def _deliver(
+    target: str, shown: str, body: bytes, headers: dict[str, str], auth: tuple[str, str], lines: list[str]
+) -> Delivery:
+    delivery = Delivery(time.time(), shown, None, lines, "not sent")
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            time.sleep(0.2 * attempt)
+        try:
+            response = httpx.post(target, content=body, headers=headers, auth=auth, timeout=5)
+        except httpx.HTTPError as exc:
+            delivery = Delivery(time.time(), shown, None, lines, type(exc).__name__)
+            continue
+        delivery = Delivery(time.time(), shown, response.status_code, lines)
+        if response.is_success or (400 <= response.status_code < 500 and response.status_code != 429):
+            break
+    return delivery
+
+
 @dataclass
 class Logplex:
     """Ships lines to drains and remembers the last deliveries for the page."""
@@ -102,11 +126,7 @@ class Logplex:
                 "Logplex-Drain-Token": token,
                 "User-Agent": "Logplex/v123",
             }
-            try:
-                response = httpx.post(target, content=frame(lines), headers=headers, auth=auth, timeout=5)
-                done.append(Delivery(time.time(), shown, response.status_code, lines))
-            except httpx.HTTPError as exc:
-                done.append(Delivery(time.time(), shown, None, lines, type(exc).__name__))
+            done.append(_deliver(target, shown, frame(lines), headers, auth, lines))
         with self._lock:
             self.deliveries.extend(done)
             del self.deliveries[:-20]

@@ -109,8 +109,10 @@ def report_blocks(
                 )
             )
         )
-    if report.notes:
-        blocks.append(_context(" · ".join(escape(n) for n in report.notes)))
+    limit = report.limit
+    notes = ([limit.describe()] if limit is not None else []) + list(report.notes)
+    if notes:
+        blocks.append(_context(" · ".join(escape(n) for n in notes)))
     if checks and report.diagnosis is not None:
         blocks.extend(checks_blocks(report.diagnosis))
     if with_actions:

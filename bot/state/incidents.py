@@ -35,6 +35,12 @@ Status = Literal["open", "resolved"]
 # Long enough to look back at last week's incident; refreshed on every write.
 INCIDENT_TTL_S = 7 * 86400
 MENTION_TTL_S = 7 * 86400
+# Logplex re-sends a frame with the same Logplex-Frame-Id after a non-2xx answer, a 5 s
+# timeout or a dropped connection (heroku/logplex src/logplex_http_drain.erl); its retries
+# of one frame come within minutes, so an hour covers them at little memory (ids of frames
+# that carried a signal only).
+FRAME_TTL_S = 3600
+FRAME_ID_MAX = 64
 ACTIVE_SET = "pgconn:incidents:active"
 
 _RANK = {Severity.OK: 0, Severity.WARN: 1, Severity.CRITICAL: 2}
@@ -251,6 +257,15 @@ class IncidentStore:
         """True exactly once per Slack message: whoever gets it replies."""
         try:
             won = await self._redis.set(f"pgconn:mention:{channel}:{ts}", "1", nx=True, ex=MENTION_TTL_S)
+        except (RedisError, OSError) as exc:
+            raise unavailable(exc) from None
+        return bool(won)
+
+    async def claim_frame(self, app: str, frame_id: str) -> bool:
+        """True the first time a drain frame id is seen for `app`, by any process."""
+        key = f"pgconn:frame:{app}:{frame_id[:FRAME_ID_MAX]}"
+        try:
+            won = await self._redis.set(key, "1", nx=True, ex=FRAME_TTL_S)
         except (RedisError, OSError) as exc:
             raise unavailable(exc) from None
         return bool(won)

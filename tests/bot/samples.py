@@ -6,6 +6,7 @@ newline; frame() adds both, the way logplex does.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 
 TS = "2024-05-01T12:00:00.123456+00:00"
@@ -144,10 +145,13 @@ def frame_bytes(messages: Iterable[bytes]) -> bytes:
     return b"".join(b"%d %s" % (len(m), m) for m in messages)
 
 
-def logplex_headers(
-    msg_count: int, frame_id: str = "09C557EAFCFB6CF2740EE62F62971098"
-) -> dict[str, str]:
-    """The headers logplex sends with a body of `msg_count` messages (auth not included)."""
+def logplex_headers(msg_count: int, frame_id: str | None = None) -> dict[str, str]:
+    """The headers logplex sends with a body of `msg_count` messages (auth not included).
+
+    Every frame logplex sends has its own id (a retry re-sends the same one): a fresh id
+    unless `frame_id` names one."""
+    if frame_id is None:
+        frame_id = secrets.token_hex(16).upper()
     return {
         "Content-Type": "application/logplex-1",
         "Logplex-Msg-Count": str(msg_count),
