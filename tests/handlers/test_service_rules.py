@@ -10,21 +10,36 @@ import asyncio
 import os
 import re
 import signal
+from collections.abc import Iterator
 
 import httpx
+import pytest
 
 from bot.remediation import PREPARED_STATEMENTS_ADVICE
 from emulators.slack import Message
+from sandbox.servers import LocalRedis
 from tests.bot.samples import fatal_line, frame, logplex_headers, metric_line
 from tests.conftest import System
-from tests.handlers.conftest import Alerts, addon, blocks_of
+from tests.handlers.conftest import Alerts, addon, blocks_of, start_alert_bot
 from tests.handlers.test_remediation import click, post_report, thread_reply
 from tests.harness import ADMIN, OPS_CHANNEL, BotProcess
 
 # -- 1. one rule for the connection limit: pg:info's figure, the plan table only without it --
 
 
-async def test_pg_info_limit_wins_over_the_plan_table_for_alerts_report_and_budget(alerts: Alerts) -> None:
+@pytest.fixture
+def fresh_alert_bot(alerts: Alerts, redis_server: LocalRedis) -> Iterator[BotProcess]:
+    """An alert bot that has not resolved any app yet (the engine keeps limits for 5 minutes)."""
+    bot = start_alert_bot(alerts.slack, alerts.system.heroku, redis_server)
+    alerts.bot = bot
+    alerts.slack.request_url = bot.events_url
+    yield bot
+    bot.stop()
+
+
+async def test_pg_info_limit_wins_over_the_plan_table_for_alerts_report_and_budget(
+    alerts: Alerts, fresh_alert_bot: BotProcess
+) -> None:
     app, db = "std-app", addon("std-app")
     # A Standard-0 database (the table says 120) whose pg:info says 400.
     alerts.system.heroku.apps[app].addon.connection_limit = 400
