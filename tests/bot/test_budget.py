@@ -633,6 +633,7 @@ def test_pgbouncer_sizing_keeps_the_total_under_the_limit() -> None:
         "PGBOUNCER_DEFAULT_POOL_SIZE": "1",
         "PGBOUNCER_RESERVE_POOL_SIZE": "1",
         "PGBOUNCER_MAX_CLIENT_CONN": "100",
+        "PGBOUNCER_MAX_PREPARED_STATEMENTS": "200",
     }
     big = connection_budget(formation, {}, 120)
     # room for 14 per dyno, but no dyno asks for more than 4: pool 4 (+ reserve 1)
