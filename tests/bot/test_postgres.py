@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.errors import DatabaseFull, DatabaseUnreachable
@@ -9,6 +11,8 @@ from bot.postgres import RESERVED_APPLICATION_NAME, PostgresInspector, build_hol
 from sandbox.load import ConnectionLoad
 from sandbox.servers import LocalPostgres
 from tests.support import APP_ROLE, DB_PASSWORD, ROLE_LIMIT, role_backends, terminate_role
+
+OLD_S = 2.0  # Kill idle's threshold in the test below: long enough that fresh ones stay under it
 
 
 async def test_holders_group_by_application_name_and_state(load: ConnectionLoad, app_dsn: str) -> None:
@@ -60,14 +64,19 @@ async def test_reserved_connection_keeps_holders_and_terminations_working_at_the
 async def test_kill_idle_only_terminates_idle_backends_older_than_threshold(
     load: ConnectionLoad, app_dsn: str
 ) -> None:
-    load.open(4, "web.1")
+    load.open(3, "web.1")
+    load.open(1, "worker.1", state="idle_in_tx")
+    await asyncio.sleep(OLD_S + 0.5)  # these four age past the threshold (the server's clock)
     load.open(2, "web.2", state="active")
+    fresh = load.open(2, "web.3")
+    assert fresh == 2
     inspector = PostgresInspector()
-    result = await inspector.terminate(app_dsn, idle_older_than_s=0)
-    assert result.terminated == 4
-    assert load.alive() == 2  # the two busy ones survive
-    fresh = await inspector.terminate(app_dsn, idle_older_than_s=3600)
-    assert fresh.terminated == 0
+    result = await inspector.terminate(app_dsn, idle_older_than_s=int(OLD_S))
+    await inspector.close()
+    assert (result.terminated, result.candidates) == (4, 8)
+    # The two busy ones and the two that were idle for less than the threshold survive.
+    assert load.alive() == 4
+    assert {str(c.info.parameter_status("application_name")) for c in load.connections} == {"web.2", "web.3"}
 
 
 async def test_reserved_connection_reopens_after_it_is_terminated(

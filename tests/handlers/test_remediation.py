@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import psycopg
 import pytest
+import redis
 
 from emulators.slack import Message
 from tests.conftest import System
-from tests.harness import ADMIN, GROUP_MEMBER, OPS_CHANNEL, STRANGER, bot_env, new_port, start_bot
+from tests.harness import ADMIN, GROUP_MEMBER, OPS_CHANNEL, STRANGER, BotProcess, new_port, start_bot
 from tests.support import ROLE_LIMIT, blocks_text, role_backends, terminate_role
 
 
@@ -189,41 +191,119 @@ async def test_forged_app_in_button_value_does_nothing(system: System) -> None:
     assert not any("someone-elses-app" in r.path for r in system.heroku.requests[calls:])
 
 
-async def test_same_click_ten_times_on_two_processes_runs_once(system: System) -> None:
-    second = start_bot(
-        bot_env(
-            slack_url=system.slack.url,
-            heroku_url=system.heroku.url,
-            redis_url=system.redis_url,
-            port=new_port(),
-            PGCONN_KILL_IDLE_AFTER="0",
-        )
+@pytest.fixture(scope="module")
+def second_bot(bot: BotProcess) -> Iterator[BotProcess]:
+    """Another process of the same deployment (same Redis, same settings) as the session bot."""
+    env = {**bot.env, "PORT": str(new_port())}
+    process = start_bot(env)
+    yield process
+    process.stop()
+
+
+def requests_to(system: System, method: str, path: str) -> int:
+    return sum(1 for r in system.heroku.requests if r.method == method and r.path == path)
+
+
+# What each action must have done exactly once after ten deliveries: its words and its effect.
+ONCE = {
+    "pgconn.killall": ("Kill all", "terminated 9 of 9", lambda s: s.load.alive() == 0),
+    "pgconn.kill_idle": ("Kill idle", "terminated 8 idle of 9", lambda s: s.load.alive() == 1),
+    "pgconn.restart": ("Restart dynos", "restarted 4 dynos",
+                       lambda s: requests_to(s, "DELETE", "/apps/my-app/dynos") == 1),
+    "pgconn.add_pgbouncer": ("Add PgBouncer", "heroku/pgbouncer", lambda s: (
+        requests_to(s, "PUT", "/apps/my-app/buildpack-installations") == 1
+        and requests_to(s, "PATCH", "/apps/my-app/config-vars") == 1
+    )),
+}
+
+
+def audit_actions(system: System) -> list[bytes]:
+    records: list[tuple[bytes, dict[bytes, bytes]]] = redis.Redis.from_url(  # type: ignore[assignment]
+        system.redis_url
+    ).xrange("pgconn:audit:my-app")
+    return [fields.get(b"action", b"") for _, fields in records]
+
+
+@pytest.mark.parametrize("action_id", list(ONCE))
+async def test_same_click_ten_times_on_two_processes_runs_once(
+    system: System, second_bot: BotProcess, action_id: str
+) -> None:
+    label, words, effect = ONCE[action_id]
+    report = await post_report(system)
+    system.load.open(8, "web.1")
+    system.load.open(1, "worker.1", state="active")  # Kill idle must leave it; Kill all must not
+    payload_urls = [system.bot.events_url, second_bot.events_url]
+
+    async def deliver(i: int) -> None:
+        system.slack.request_url = payload_urls[i % 2]
+        await click(system, report, action_id)
+
+    await asyncio.gather(*(deliver(i) for i in range(10)))
+    (reply,) = await thread_reply(system, report, label)
+    await system.slack.wait_for(
+        lambda: sum("already" in str(e.get("text", "")) for e in system.slack.ephemerals) >= 9, timeout=15
     )
+    assert effect(system), system.heroku.requests
+    assert len([m for m in system.slack.thread(OPS_CHANNEL, report.ts) if label in m.text]) == 1
+    assert words in reply.text, reply.text
+    assert audit_actions(system) == [action_id.encode()]
+
+
+async def test_two_different_actions_at_once_on_two_processes_run_one_at_a_time(
+    system: System, second_bot: BotProcess
+) -> None:
+    """Restart and Add PgBouncer clicked together, each on its own process: different claims,
+    one per-app lock. Both are held up at Heroku long enough to overlap; one runs, the other is
+    refused with nothing done, and can be clicked again afterwards."""
+    report = await post_report(system)
+    for method, path in (("DELETE", "/apps/my-app/dynos"), ("PUT", "/buildpack-installations")):
+        system.heroku.inject(path=path, method=method, status=200, delay=1.5)
+
+    async def deliver(action_id: str, bot: BotProcess) -> None:
+        system.slack.request_url = bot.events_url
+        await click(system, report, action_id)
+
+    await asyncio.gather(
+        deliver("pgconn.restart", system.bot), deliver("pgconn.add_pgbouncer", second_bot)
+    )
+    busy = await ephemeral(system, "another pgconn action is still running on my-app")
+    refused = "pgconn.restart" if "Restart dynos" in busy else "pgconn.add_pgbouncer"
+    ran = ({"pgconn.restart", "pgconn.add_pgbouncer"} - {refused}).pop()
+    (reply,) = await thread_reply(system, report, ONCE[ran][0])
+    assert ONCE[ran][1] in reply.text
+    # The refused one left no trace: no changing request of its own, no thread reply, no audit.
+    if refused == "pgconn.restart":
+        assert requests_to(system, "DELETE", "/apps/my-app/dynos") == 0
+    else:
+        assert requests_to(system, "PUT", "/apps/my-app/buildpack-installations") == 0
+        assert system.heroku.apps["my-app"].buildpacks == ["heroku/python"]
+    assert [m for m in system.slack.thread(OPS_CHANNEL, report.ts) if ONCE[refused][0] in m.text] == []
+    assert audit_actions(system) == [ran.encode()]
+    # Nothing ran, so its button works now.
+    system.heroku.faults.clear()
+    system.slack.request_url = system.bot.events_url
+    await click(system, report, refused)
+    (later,) = await thread_reply(system, report, ONCE[refused][0])
+    assert ONCE[refused][1] in later.text
+
+
+async def test_kill_idle_with_the_default_threshold_leaves_fresh_connections(system: System) -> None:
+    """Every other end-to-end bot runs with PGCONN_KILL_IDLE_AFTER=0; this one has the 60 s
+    default, which protects connections a dyno has just opened (the threshold's arithmetic is
+    tested on the inspector, tests/bot/test_postgres.py)."""
+    env = {k: v for k, v in system.bot.env.items() if k != "PGCONN_KILL_IDLE_AFTER"}
+    default_bot = start_bot({**env, "PORT": str(new_port())})
     try:
+        system.slack.request_url = default_bot.events_url
         report = await post_report(system)
-        system.load.open(8, "web.1")
-        payload_urls = [system.bot.events_url, second.events_url]
-
-        async def deliver(i: int) -> None:
-            system.slack.request_url = payload_urls[i % 2]
-            await click(system, report, "pgconn.killall")
-
-        await asyncio.gather(*(deliver(i) for i in range(10)))
-        (reply,) = await thread_reply(system, report, "Kill all")
-        await system.slack.wait_for(
-            lambda: sum("already" in str(e.get("text", "")) for e in system.slack.ephemerals) >= 9, timeout=15
-        )
-        assert len([m for m in system.slack.thread(OPS_CHANNEL, report.ts) if "Kill all" in m.text]) == 1
-        assert "terminated 8 of 8" in reply.text
-        import redis
-
-        records: list[tuple[bytes, dict[bytes, bytes]]] = redis.Redis.from_url(  # type: ignore[assignment]
-            system.redis_url
-        ).xrange("pgconn:audit:my-app")
-        assert len(records) == 1
-        assert records[0][1].get(b"action") == b"pgconn.killall"
+        system.load.open(5, "web.1")
+        await click(system, report, "pgconn.kill_idle")
+        (reply,) = await thread_reply(system, report, "Kill idle")
+        assert "terminated 0 idle of 5 connections" in reply.text, reply.text
+        assert system.load.alive() == 5
     finally:
-        second.stop()
+        system.slack.request_url = system.bot.events_url
+        default_bot.stop()
 
 
 async def test_restart_of_one_process_type_leaves_the_others_connected(system: System) -> None:
@@ -243,8 +323,6 @@ async def test_restart_of_one_process_type_leaves_the_others_connected(system: S
 async def test_a_running_action_on_the_app_blocks_another_and_the_click_can_be_retried(
     system: System,
 ) -> None:
-    import redis
-
     store = redis.Redis.from_url(system.redis_url)
     store.set("pgconn:lock:my-app", "held-by-another-process", ex=60)
     report = await post_report(system)
