@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -53,6 +54,7 @@ Reply = Literal["severity", "resolved"]
 # Heroku's primary database attachment: what DATABASE_URL points at, and what app
 # output means when it says "too many connections" without naming a database.
 PRIMARY_ATTACHMENT = "DATABASE"
+LOST_RACE_BACKOFF_S = 0.005  # times the attempt number: at most ~0.1 s on the 20th
 
 
 # --- pure: thresholds, observations, decisions ---------------------------------
@@ -701,7 +703,12 @@ class AlertEngine:
     async def _step(self, app: str, database: str, obs: Observation, now: float) -> None:
         """Load → decide → compare-and-set (retried on a lost race) → act."""
         assert self.incidents is not None and self.settings.alert_channel
-        for _ in range(20):
+        for attempt in range(20):
+            if attempt:
+                # Lost a compare-and-set to another process: back off a random while, or the
+                # same processes collide in lock step until the attempts run out and the
+                # batch's signals are lost (4 processes did, in tests/bot/test_incidents.py).
+                await asyncio.sleep(random.uniform(0, LOST_RACE_BACKOFF_S * attempt))
             incident = await self.incidents.load(app, database)
             d = decide(
                 incident,
