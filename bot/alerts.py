@@ -559,6 +559,11 @@ class AlertEngine:
         if self._pending:
             log.warning("alerts stopped with unprocessed signals for %s", ", ".join(sorted(self._pending)))
 
+    @property
+    def settled(self) -> bool:
+        """Nothing submitted is pending, queued or being processed."""
+        return self._settled.is_set()
+
     async def idle(self) -> None:
         """Wait until every submitted signal has been processed (for tests and shutdown)."""
         await self._settled.wait()

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.keeper import keep_reserved
+from bot.payloads import malformed
 from bot.services import Services
 from bot.signing import MAX_BODY_BYTES as MAX_SLACK_BODY_BYTES
 from bot.signing import headers_fresh, signature_valid
@@ -68,6 +69,10 @@ def create_asgi(services: Services) -> Starlette:
         # Bolt's adapter reads the body again through request.body(), which returns this cache
         # (the stream itself is consumed).
         request._body = body
+        problem = malformed(body, headers.get("content-type"))
+        if problem is not None:
+            log.warning("refused a signed Slack request: %s", problem)
+            return JSONResponse({"error": "malformed request"}, status_code=400)
         try:
             response = await handler.handle(request)
         except Exception as exc:  # noqa: BLE001 - Bolt's adapter could not read it (a body not UTF-8)
@@ -83,7 +88,7 @@ def create_asgi(services: Services) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        services.spawn(keep_reserved(services), name="keep-reserved")
+        services.spawn(keep_reserved(services), name="keep-reserved", lasting=True)
         await services.alerts.start()
         yield
         await services.aclose()

@@ -57,6 +57,7 @@ class Services:
     budget_watch: BudgetWatcher
     _dsn_cache: dict[str, tuple[float, str | None]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _pending: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def database_url(self, app: str) -> str | None:
         """The app's DATABASE_URL, cached briefly."""
@@ -79,15 +80,29 @@ class Services:
         self._dsn_cache.pop(app, None)
         self.alerts.forget(app)
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        """Run work after an ack; keeps a reference and logs anything that escapes."""
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str, *, lasting: bool = False) -> asyncio.Task[Any]:
+        """Run work after an ack; keeps a reference and logs anything that escapes.
+
+        Work that ends (a listener's, a webhook's) counts as pending until it does; `lasting`
+        tasks (the keeper) run for the life of the process and do not.
+        """
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
+        if not lasting:
+            self._pending.add(task)
         task.add_done_callback(self._done)
         return task
 
+    @property
+    def pending_work(self) -> int:
+        """Acknowledged inputs still being worked on: spawned work, plus the alert engine's
+        batches. /healthz reports it, so a caller can tell when everything it sent has been
+        considered (tests wait for 0 before checking that nothing else happened)."""
+        return len(self._pending) + (0 if self.alerts.settled else 1)
+
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        self._pending.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 

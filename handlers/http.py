@@ -29,7 +29,9 @@ async def read_body(request: Request, limit: int) -> bytes | None:
 def healthz(services: Services) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         redis_up = await redis_ok(services.redis)
-        return JSONResponse({"ok": True, "redis": "up" if redis_up else "down"})
+        return JSONResponse(
+            {"ok": True, "redis": "up" if redis_up else "down", "pending": services.pending_work}
+        )
 
     return endpoint
 

@@ -7,9 +7,13 @@ everything behind them. Its log goes to a file that tests can scan for secrets.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
+import time
 from pathlib import Path
+
+import httpx
 
 from emulators.serve import free_port
 from sandbox.process import ROOT, BotProcess
@@ -69,3 +73,18 @@ def start_bot(env: dict[str, str]) -> BotProcess:
 
 def new_port() -> int:
     return free_port()
+
+
+async def settled(bot: BotProcess, timeout: float = 20) -> None:
+    """Wait until the bot has finished considering everything it acknowledged: /healthz says no
+    listener, webhook or alert work is pending. The positive signal to wait for before checking
+    that something did *not* happen (a fixed sleep passes when the bot is merely slow)."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=5) as client:
+        while True:
+            health = (await client.get(f"{bot.url}/healthz")).json()
+            if health["pending"] == 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the bot still had {health['pending']} pending after {timeout}s")
+            await asyncio.sleep(0.02)

@@ -24,6 +24,7 @@ from tests.conftest import System
 from tests.handlers.conftest import WAIT_S, Alerts, blocks_of
 from tests.handlers.test_webhooks import event, one_webhook, slash
 from tests.harness import ADMIN, ALERT_CHANNEL, PUBLIC_URL, BotProcess
+from tests.harness import settled as bot_settled
 from tests.support import API_KEY
 
 ACTOR = "oncall@example.com"  # the emulated account whose API key made the change
@@ -63,11 +64,11 @@ async def until(system: System, predicate: Any) -> Any:
 
 
 async def settled(system: System) -> None:
-    """Every delivery answered and the bot idle for a moment: what it would post, it has."""
+    """Every delivery answered and the bot done with each: what it would post, it has."""
     await until(
         system, lambda: all(d.status in ("succeeded", "failed") for d in system.heroku.webhooks.deliveries)
     )
-    await asyncio.sleep(0.5)
+    await bot_settled(system.bot)
 
 
 async def test_a_scale_up_past_the_limit_warns_once_with_the_numbers_and_scaling_back_resolves(
@@ -106,7 +107,7 @@ async def test_a_scale_up_past_the_limit_warns_once_with_the_numbers_and_scaling
             f"{system.bot.url}/webhooks/heroku/my-app", content=delivery.body, headers=delivery.headers
         )
     assert replay.status_code == 200 and replay.text == "already handled\n"
-    await asyncio.sleep(1.0)
+    await bot_settled(system.bot)
     assert len(parents(system)) == 1 and replies(system, parent) == []
     assert "was already handled; nothing done" in system.bot.logs()
 
@@ -177,7 +178,7 @@ async def test_only_a_delivery_signed_with_the_secret_is_acted_on(
             f"{system.bot.url}/webhooks/heroku/my-app", content=lost.body, headers=headers
         )
         assert forged.status_code == 401
-        await asyncio.sleep(0.5)
+        await bot_settled(system.bot)
         assert parents(system) == []
         # The same bytes with Heroku's signature are acted on: the check was the only difference.
         signed = await http.post(
@@ -218,7 +219,7 @@ async def test_many_deliveries_across_two_processes_open_one_thread(
     )
     assert {r.status_code for r in responses} == {200}
     parent = await until(system, lambda: next(iter(parents(system)), None))
-    await asyncio.sleep(1.5)
+    await asyncio.gather(bot_settled(alerts.bot), bot_settled(second_alert_bot))
     assert len(parents(system)) == 1, [blocks_of(m)[:80] for m in parents(system)]
     assert replies(system, parent) == []
     assert "scaled web 3 → 6" in blocks_of(parent)

@@ -22,7 +22,7 @@ from bot.signing import signature_valid
 from emulators.slack import slack_signature
 from tests.bot.samples import app_line, fatal_line, frame, frame_bytes, metric_line, router_line
 from tests.conftest import System
-from tests.harness import ADMIN, GROUP_MEMBER, OPS_CHANNEL, BotProcess
+from tests.harness import ADMIN, GROUP_MEMBER, OPS_CHANNEL, BotProcess, settled
 from tests.hostile.helpers import basic_auth, click_payload, deliver_payload, post_drain, post_report
 from tests.support import DRAIN_TOKEN
 
@@ -127,8 +127,9 @@ async def test_malformed_block_actions_payloads_never_crash_the_bot(
         _REPORT[:] = [report.ts]
     payload = mutate(click_payload(system, report, action_id), changes)
     response = await deliver_payload(system, payload)
-    assert response.status_code < 500, response.text
+    assert response.status_code in (200, 400, 404), response.text  # 404: Bolt has no listener for it
     assert system.bot.alive()
+    await settled(system.bot)  # whatever the click set off has run to its end
     # However mangled, a payload never made anyone but an admin run anything.
     for message in system.slack.thread(OPS_CHANNEL, report.ts):
         assert message.text.split(" ran ")[0].endswith((f"<@{ADMIN}>", f"<@{GROUP_MEMBER}>")), message.text
@@ -178,13 +179,24 @@ async def test_any_drain_body_gets_a_clear_status(system: System, body: bytes, a
     assert system.bot.alive()
 
 
+# What the log says when an input was not handled on purpose: a listener's or a task's
+# last-resort handler, Bolt failing on a payload it was given, or any traceback.
+UNHANDLED = (
+    "failed unexpectedly", "background task", "could not dispatch", "could not read",
+    "Failed to run a middleware", "Traceback",
+)
+
+
 async def test_after_the_fuzzing_the_bot_still_serves(system: System, log_start: int) -> None:
+    await settled(system.bot)
     async with httpx.AsyncClient(timeout=10) as client:
         health = (await client.get(f"{system.bot.url}/healthz")).json()
     assert health["ok"] is True and health["redis"] == "up"
     await post_report(system)
-    # No fuzzed input reached a listener's last-resort handler: every one was handled on purpose.
-    assert "failed unexpectedly" not in system.bot.logs()[log_start:]
+    # Every fuzzed input was handled on purpose: answered, or refused with a reason.
+    log = system.bot.logs()[log_start:]
+    assert [line for line in log.splitlines() if any(u in line for u in UNHANDLED)] == []
+    assert "refused a signed Slack request: " in log  # the mangled ones did reach the bot
 
 
 # --- the signature check itself, as a pure function ------------------------------------------------
