@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.request.internals import parse_body
 
 # Payload types whose `actions[0]` Bolt reads unchecked (block buttons, legacy attachments).
@@ -20,8 +21,8 @@ _WITH_ACTIONS = ("block_actions", "interactive_message")
 def malformed(body: bytes, content_type: str | None) -> str | None:
     """Why Bolt could not dispatch this body (one short phrase), or None when it can."""
     try:
-        # Exactly how Bolt's Starlette adapter and BoltRequest read it.
-        payload: Any = parse_body(body.decode("utf-8"), content_type)
+        text = body.decode("utf-8")
+        payload: Any = parse_body(text, content_type)
     except ValueError as exc:  # UnicodeDecodeError and json.JSONDecodeError are ValueErrors
         return f"not a Slack payload ({type(exc).__name__})"
     if not isinstance(payload, dict):
@@ -32,4 +33,10 @@ def malformed(body: bytes, content_type: str | None) -> str | None:
             return "an interaction without an action"
         if not isinstance(actions[0].get("action_id"), str):
             return "an action without an action_id"
+    try:
+        # What Bolt's Starlette adapter builds from it: reading the context (team, enterprise,
+        # user, channel) also indexes unchecked (`len(payload["authorizations"])`).
+        AsyncBoltRequest(body=text, headers={"content-type": content_type or ""})
+    except Exception as exc:  # noqa: BLE001 - whatever Bolt raises on it, it cannot dispatch it
+        return f"a payload Bolt cannot read ({type(exc).__name__})"
     return None

@@ -46,6 +46,7 @@ def test_what_slack_sends_is_left_to_bolt(body: bytes) -> None:
         (interaction({**BUTTON, "actions": [{"action_id": 7}]}), "an action without an action_id"),
         (interaction({"type": "interactive_message", "callback_id": "x", "actions": [None]}),
          "an interaction without an action"),
+        (interaction({**BUTTON, "authorizations": 5}), "a payload Bolt cannot read (TypeError)"),
     ],
 )
 def test_shapes_bolt_would_index_into_are_refused(body: bytes, why: str) -> None:
