@@ -75,10 +75,12 @@ class BudgetWatcher:
         return budget
 
     async def handle(self, app: str, event: WebhookEvent, delivery_id: str) -> Step | None:
-        """Run after the webhook was answered. A failure frees the delivery id, so Heroku's retry
-        of it (level "sync") or the next `watch` can try again; nothing half-posted is stored."""
+        """Evaluate a delivery; None when that failed. A failure frees the delivery id, so Heroku's
+        retry of it (level "sync") can try again; nothing half-posted is stored."""
         try:
-            return await self.on_change(app, event)
+            step = await self.on_change(app, event)
+            await self.store.finish_delivery(app, delivery_id)
+            return step
         except PgconnError as exc:
             log.warning("budget watch %s: %s not evaluated: %s", app, event.resource, exc.message)
         except Exception:  # noqa: BLE001 - Slack refusals, network errors and bugs alike are logged

@@ -290,9 +290,13 @@ class HerokuClient:
         return _list(await self._get(f"/apps/{_seg(app)}/webhooks", f"listing {app}'s webhooks"), "webhooks")
 
     async def add_webhook(
-        self, app: str, url: str, *, include: Sequence[str], secret: str, level: str = "notify"
+        self, app: str, url: str, *, include: Sequence[str], secret: str, level: str = "sync"
     ) -> dict[str, Any]:
-        """Subscribe `url` to the app's `include` events; Heroku signs each delivery with `secret`."""
+        """Subscribe `url` to the app's `include` events; Heroku signs each delivery with `secret`.
+
+        Level "sync": Heroku retries a delivery that gets no 2xx for up to 72 hours; "notify" is
+        one fire-and-forget attempt, lost when pgconn is restarting (Platform schema
+        `app-webhook.level`, Dev Center changelog 2525)."""
         data = await self._request(
             "POST",
             f"{self._platform}/apps/{_seg(app)}/webhooks",

@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -58,6 +58,7 @@ class Delivery:
     attempts: list[Attempt] = field(default_factory=list)
     created_at: datetime = field(default_factory=now)
     updated_at: datetime = field(default_factory=now)
+    next_attempt_at: datetime | None = None  # while a "sync" delivery waits for its retry
     # What the last attempt sent, exactly: a test replays it byte for byte.
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
@@ -70,7 +71,7 @@ class Delivery:
             "event": {"id": self.event_id, "include": self.include},
             "id": self.id,
             "num_attempts": len(self.attempts),
-            "next_attempt_at": None,
+            "next_attempt_at": iso(self.next_attempt_at) if self.next_attempt_at else None,
             "last_attempt": None
             if last is None
             else {
@@ -157,7 +158,9 @@ class WebhookDispatcher:
             for number in range(attempts):
                 if number:
                     delivery.status = "retrying"
+                    delivery.next_attempt_at = now() + timedelta(seconds=self.retry_delay * number)
                     await asyncio.sleep(self.retry_delay * number)
+                    delivery.next_attempt_at = None
                 if await self._attempt(http, delivery):
                     delivery.status = "succeeded"
                     break

@@ -11,6 +11,7 @@ taken once: a replay, or Heroku's retry of one already handled, does nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -24,6 +25,10 @@ from bot.webhooks import MAX_BODY_BYTES, SIGNATURE_HEADER, parse_event, signatur
 from handlers.http import Endpoint, read_body
 
 log = logging.getLogger(__name__)
+
+# Heroku waits a while for the answer (the emulator 10 s); the evaluation takes about 0.3 s
+# (bench/), so a delivery that needs longer is answered 503 and retried rather than left hanging.
+ANSWER_WITHIN_S = 8.0
 
 # Heroku app names (bot.config checks PGCONN_APPS with the same rule).
 _APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,29}$")
@@ -71,10 +76,26 @@ def heroku_webhook(services: Services) -> Endpoint:
         except StateUnavailable:
             return PlainTextResponse("cannot deduplicate now: state store unavailable\n", status_code=503)
         if not first:
+            try:
+                done = await services.budget_watch.store.delivery_done(app, delivery)
+            except StateUnavailable:
+                done = False
+            if not done:
+                # Another process is evaluating it right now: Heroku's next retry will know.
+                return PlainTextResponse("being handled; try again\n", status_code=503)
             log.info("webhook %s: delivery %s was already handled; nothing done", app, delivery)
             return PlainTextResponse("already handled\n", status_code=200)
         services.forget_app(app)
-        services.spawn(services.budget_watch.handle(app, event, delivery), name=f"budget-watch:{app}")
+        # A 2xx only once the evaluation is done: the subscription is level "sync", so Heroku
+        # retries anything else, and a warning is never lost to a restart or a failing re-read.
+        task = services.spawn(services.budget_watch.handle(app, event, delivery), name=f"budget-watch:{app}")
+        try:
+            step = await asyncio.wait_for(asyncio.shield(task), ANSWER_WITHIN_S)
+        except TimeoutError:
+            # Still running (it keeps its claim): the retry finds it done, or free again.
+            return PlainTextResponse("still being handled; try again\n", status_code=503)
+        if step is None:
+            return PlainTextResponse("not evaluated; try again\n", status_code=503)
         return Response(status_code=200)
 
     return endpoint

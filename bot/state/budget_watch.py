@@ -40,6 +40,12 @@ def state_key(app: str) -> str:
     return f"pgconn:budget-watch:{app}"
 
 
+# A delivery's claim: "running" while one process evaluates it, then "done" for Heroku's 72 h.
+RUNNING = "running"
+DONE = "done"
+RUNNING_TTL_S = 120
+
+
 def delivery_key(app: str, delivery_id: str) -> str:
     return f"pgconn:webhook-delivery:{app}:{delivery_id}"
 
@@ -62,15 +68,31 @@ class BudgetWatchStore:
         return self._redis
 
     async def claim_delivery(self, app: str, delivery_id: str) -> bool:
-        """True the first time a delivery id is seen; False for a replay or a retry."""
+        """True the first time a delivery id is seen; False for a replay or a retry.
+
+        The claim says "running" for RUNNING_TTL_S only: a process that dies while evaluating
+        (a dyno restart) leaves nothing that would turn Heroku's retries away for 72 hours."""
         try:
             return bool(
-                await self._r().set(
-                    delivery_key(app, delivery_id), str(time.time()), nx=True, ex=DELIVERY_TTL_S
-                )
+                await self._r().set(delivery_key(app, delivery_id), RUNNING, nx=True, ex=RUNNING_TTL_S)
             )
         except (RedisError, OSError) as exc:
             raise _unreachable(exc) from None
+
+    async def finish_delivery(self, app: str, delivery_id: str) -> None:
+        """The delivery was evaluated: its replays and retries are answered "already handled"."""
+        try:
+            await self._r().set(delivery_key(app, delivery_id), DONE, ex=DELIVERY_TTL_S)
+        except (RedisError, OSError) as exc:
+            raise _unreachable(exc) from None
+
+    async def delivery_done(self, app: str, delivery_id: str) -> bool:
+        """True when the delivery was evaluated; False while it still runs (or was freed)."""
+        try:
+            value = await self._r().get(delivery_key(app, delivery_id))
+        except (RedisError, OSError) as exc:
+            raise _unreachable(exc) from None
+        return value is not None and str(value) != RUNNING
 
     async def release_delivery(self, app: str, delivery_id: str) -> None:
         """Forget a delivery whose handling failed, so Heroku's retry of it is handled."""

@@ -21,8 +21,10 @@ from sandbox.servers import LocalRedis
 from tests.bot.samples import fatal_line, frame, logplex_headers, metric_line
 from tests.conftest import System
 from tests.handlers.conftest import Alerts, addon, blocks_of, start_alert_bot
+from tests.handlers.test_budget_warnings import parents, replies, scale, settled
 from tests.handlers.test_remediation import click, post_report, thread_reply
-from tests.harness import ADMIN, OPS_CHANNEL, BotProcess
+from tests.handlers.test_webhooks import slash
+from tests.harness import ADMIN, OPS_CHANNEL, PUBLIC_URL, BotProcess
 
 # -- 1. one rule for the connection limit: pg:info's figure, the plan table only without it --
 
@@ -222,3 +224,44 @@ async def test_a_body_with_a_broken_tail_is_not_refused_with_a_4xx(alerts: Alert
 def refused_count(message: Message) -> int | None:
     m = re.search(r"([\d,]+) refused connections?", blocks_of(message))
     return int(m.group(1).replace(",", "")) if m else None
+
+
+# -- 3. Heroku retries a "sync" webhook delivery that got no 2xx: a warning is never lost ------
+
+
+async def test_a_scale_up_delivered_while_heroku_fails_the_re_read_warns_once_after_the_retry(
+    system: System,
+) -> None:
+    await slash(system, "my-app watch")
+    (hook,) = system.heroku.apps["my-app"].webhooks
+    assert hook.level == "sync"  # Heroku retries these for up to 72 hours; "notify" never
+    system.heroku.webhooks.retry_delay = 0.5
+    try:
+        # pgconn's re-read of the formation fails during the first attempt only.
+        system.heroku.inject(path="/apps/my-app/formation", method="GET", status=503, times=4)
+        await scale(system, "my-app", "web", 6)
+        await settled(system)
+    finally:
+        system.heroku.webhooks.retry_delay = 0.2
+    (delivery,) = system.heroku.webhooks.of("my-app")
+    codes = [a.code for a in delivery.attempts]
+    assert codes[0] == 503 and codes[-1] == 200 and delivery.status == "succeeded", codes
+    (parent,) = parents(system)
+    assert "scaled web 3 → 6" in blocks_of(parent) and replies(system, parent) == []
+
+
+async def test_a_scale_up_delivered_while_the_bot_is_down_warns_once_after_the_retry(system: System) -> None:
+    await slash(system, "my-app watch")
+    system.heroku.webhooks.retry_delay = 1.0
+    system.heroku.webhooks.routes = {PUBLIC_URL: "http://127.0.0.1:1"}  # restarting: nobody answers
+    try:
+        await scale(system, "my-app", "web", 6)
+        (delivery,) = system.heroku.webhooks.of("my-app")
+        await system.slack.wait_for(lambda: delivery.attempts and delivery.attempts[0].status == "failed")
+        system.heroku.webhooks.routes = {PUBLIC_URL: system.bot.url}  # back up
+        await settled(system)
+    finally:
+        system.heroku.webhooks.retry_delay = 0.2
+    assert delivery.status == "succeeded" and len(delivery.attempts) >= 2
+    (parent,) = parents(system)
+    assert "scaled web 3 → 6" in blocks_of(parent) and replies(system, parent) == []

@@ -82,7 +82,7 @@ async def test_watch_subscribes_once_deliveries_are_verified_and_unwatch_removes
     assert "subscribed to `my-app`'s formation and release webhooks" in answer
     hook = one_webhook(system, "my-app")
     assert hook.url == f"{PUBLIC_URL}/webhooks/heroku/my-app"
-    assert hook.include == ["api:formation", "api:release"] and hook.level == "notify"
+    assert hook.include == ["api:formation", "api:release"] and hook.level == "sync"
     assert hook.secret is not None and re.fullmatch(r"[0-9a-f]{64}", hook.secret)
     secret = hook.secret
     # Kept where every bot process reads it.
@@ -92,7 +92,7 @@ async def test_watch_subscribes_once_deliveries_are_verified_and_unwatch_removes
     post = next(r for r in system.heroku.requests if r.method == "POST" and r.path.endswith("/webhooks"))
     assert json.loads(post.body) == {
         "include": ["api:formation", "api:release"],
-        "level": "notify",
+        "level": "sync",
         "url": f"{PUBLIC_URL}/webhooks/heroku/my-app",
         "secret": secret,
     }
