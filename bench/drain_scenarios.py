@@ -20,7 +20,7 @@ from bot.drain import parse_frames
 from bot.state.metrics import metrics_key
 from sandbox.process import BotProcess
 from tests.bot.samples import app_line, fatal_line, frame, metric_line, router_line
-from tests.support import APP_ROLE, DRAIN_TOKEN
+from tests.support import APP_ROLE, drain_credentials
 
 PARSER_TARGET = 300_000
 INGEST_TARGET = 50_000
@@ -95,7 +95,8 @@ async def pump(
         try:
             while (n := next(counter)) < total_frames:
                 body = frames[(n + offset) % len(frames)]
-                answer = await conn.request("POST", path, drain_headers(DRAIN_TOKEN, LINES_PER_FRAME), body)
+                headers = drain_headers(drain_credentials(app), LINES_PER_FRAME)
+                answer = await conn.request("POST", path, headers, body)
                 if answer.status != 204:
                     raise RuntimeError(f"drain answered {answer.status}: {answer.body[:200]!r}")
                 latencies.append(answer.seconds)
@@ -194,7 +195,7 @@ async def alert_latency(ctx: Context, bot: BotProcess, apps: list[str]) -> None:
             watch = SlackWatch(system.slack, "chat.postMessage", ALERT_CHANNEL)
             started = time.time()
             answer = await conn.request("POST", f"/drains/heroku/{app}",
-                                        drain_headers(DRAIN_TOKEN, LINES_PER_FRAME), body)
+                                        drain_headers(drain_credentials(app), LINES_PER_FRAME), body)
             if answer.status != 204:
                 raise RuntimeError(f"drain answered {answer.status}: {answer.body[:200]!r}")
             calls = await wait_until(functools.partial(alerts_for, watch, app), 30, f"the alert for {app}")
@@ -268,7 +269,7 @@ async def two_processes(ctx: Context, bots: list[BotProcess], apps: list[str]) -
     async def hit(app: str, i: int) -> None:
         addon = system.heroku.apps[app].addon.name
         answer = await conns[(app, i)].request("POST", f"/drains/heroku/{app}",
-                                               drain_headers(DRAIN_TOKEN, LINES_PER_FRAME),
+                                               drain_headers(drain_credentials(app), LINES_PER_FRAME),
                                                incident_frame(i, addon))
         if answer.status != 204:
             raise RuntimeError(f"drain answered {answer.status}")

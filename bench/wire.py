@@ -221,9 +221,9 @@ def button_click(
     return body, signed_headers(slack, body, "application/x-www-form-urlencoded")
 
 
-def drain_headers(token: str, msg_count: int) -> dict[str, str]:
-    """What logplex sends with an HTTPS drain POST (the drain URL is https://x:TOKEN@host/...)."""
-    basic = base64.b64encode(f"x:{token}".encode()).decode()
+def drain_headers(credentials: tuple[str, str], msg_count: int) -> dict[str, str]:
+    """What logplex sends with an HTTPS drain POST (the drain URL is https://NONCE:PASSWORD@host/...)."""
+    basic = base64.b64encode(":".join(credentials).encode()).decode()
     return {
         "Content-Type": "application/logplex-1",
         "Logplex-Msg-Count": str(msg_count),

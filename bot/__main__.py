@@ -21,9 +21,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("pgconn")
 
 
+def _refuse(message: str) -> None:
+    print(f"pgconn: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main() -> None:
     env = dict(os.environ)
+    # Heroku sets DYNO on every dyno. There, neither the sandbox (emulated Slack and Heroku,
+    # trust-auth Postgres) nor a private embedded Redis may run: with two dynos each would keep
+    # its own click claims and incidents, so one double click could run twice.
+    on_dyno = bool(env.get("DYNO", "").strip())
     if wants_sandbox(env) or "--sandbox" in sys.argv[1:]:
+        if on_dyno:
+            _refuse(
+                "no Slack or Heroku credentials are set, and the local sandbox does not run on a Heroku "
+                "dyno (DYNO is set): set SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET and HEROKU_API_KEY"
+            )
         from sandbox.run import main as sandbox_main
 
         sandbox_main()
@@ -31,8 +45,13 @@ def main() -> None:
     try:
         settings = Settings.from_env(env)
     except ConfigError as exc:
-        print(f"pgconn: {exc.message}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _refuse(exc.message)
+        return
+    if on_dyno and settings.redis_url is None:
+        _refuse(
+            "REDIS_URL is not set, and an embedded Redis does not run on a Heroku dyno (DYNO is set): "
+            "every dyno must share one Redis (app.json provisions heroku-redis)"
+        )
     configure_logging(
         settings.log_level,
         [

@@ -16,8 +16,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.diagnosis import DEFAULT_THRESHOLDS, Band, Thresholds
+from bot.drain_auth import MIN_MASTER_CHARS
 from bot.errors import ConfigError
 
 _APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,29}$")
@@ -213,11 +215,24 @@ def _channel(name: str, raw: str | None) -> str | None:
     return raw
 
 
+def _drain_master(name: str, raw: str | None) -> str | None:
+    if raw is not None and len(raw) < MIN_MASTER_CHARS:
+        raise ConfigError(
+            f"{name} must be at least {MIN_MASTER_CHARS} characters (it has {len(raw)}): every app's drain "
+            "password is derived from it; `openssl rand -hex 32` makes one"
+        )
+    return raw
+
+
 def _public_url(name: str, raw: str | None) -> str | None:
     if raw is None:
         return None
     if not raw.startswith(("https://", "http://")):
         raise ConfigError(f"{name} must be an http(s) URL")
+    # The drain URL built on it carries a drain password: plain http would send it, and the
+    # logs, in clear text. Only loopback (the sandbox, local tests) never leaves the machine.
+    if raw.startswith("http://") and urlsplit(raw).hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(f"{name} must be an https:// URL: the drain URL built on it carries a password")
     return raw.rstrip("/")
 
 
@@ -330,8 +345,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PGCONN_DRAIN_TOKEN",
         "drain_token",
-        "password of the log-drain route (the drain URL carries it as its Basic-auth password)",
-        _text,
+        "master secret of the log-drain route, at least 32 characters: each app's drain password is "
+        "derived from it (HMAC) and rotated by `watch`; it never appears in a drain URL itself",
+        _drain_master,
         unset="required for drains",
         generator="secret",
     ),

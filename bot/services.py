@@ -29,6 +29,7 @@ from bot.report import AppContextLoader
 from bot.state import Redis, connect_redis
 from bot.state.actions import ActionLedger, AuditLog
 from bot.state.budget_watch import BudgetWatchStore
+from bot.state.drains import DrainNonces
 from bot.state.incidents import IncidentStore
 from bot.state.metrics import MetricStore
 from bot.state.webhooks import WebhookSecrets
@@ -55,6 +56,7 @@ class Services:
     alerts: AlertEngine
     webhook_secrets: WebhookSecrets
     budget_watch: BudgetWatcher
+    drain_nonces: DrainNonces
     _dsn_cache: dict[str, tuple[float, str | None]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _pending: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -178,4 +180,5 @@ def build_services(settings: Settings) -> Services:
         alerts=alerts,
         webhook_secrets=WebhookSecrets(redis),
         budget_watch=BudgetWatcher(settings, heroku=heroku, slack=slack, store=BudgetWatchStore(redis)),
+        drain_nonces=DrainNonces(redis),
     )

@@ -10,14 +10,32 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from slack_sdk.errors import SlackApiError
+
 from bot.budget_watch import BudgetWatcher
-from bot.errors import ConfigError, HerokuError, HerokuRejected, PgconnError, StateUnavailable
+from bot.drain_auth import drain_password, new_nonce
+from bot.errors import (
+    ActionBusy,
+    ConfigError,
+    HerokuError,
+    HerokuRejected,
+    PgconnError,
+    StateUnavailable,
+)
 from bot.heroku import HerokuClient
+from bot.state.actions import AuditRecord
+from bot.state.drains import DrainNonces
 from bot.state.webhooks import WebhookSecrets
 from bot.webhooks import INCLUDE
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +43,13 @@ DRAIN_PATH = "/drains/heroku/{app}"
 WEBHOOK_PATH = "/webhooks/heroku/{app}"
 
 
-def drain_url(public_url: str, app: str, token: str) -> str:
-    """https://x:TOKEN@host/drains/heroku/APP — logplex sends the password as Basic auth."""
+def drain_url(public_url: str, app: str, master: str, nonce: str) -> str:
+    """https://NONCE:PASSWORD@host/drains/heroku/APP — logplex sends them as Basic auth.
+
+    The password is the app's own, derived from the master secret (bot.drain_auth)."""
     parts = urlsplit(public_url)
-    netloc = f"x:{token}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    password = drain_password(master, app, nonce)
+    netloc = f"{nonce}:{password}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + DRAIN_PATH.format(app=app), "", ""))
 
 
@@ -69,20 +90,26 @@ async def watch(
     secrets: WebhookSecrets,
     watcher: BudgetWatcher | None = None,
     alert_channel: str | None = None,
+    nonces: DrainNonces | None = None,
 ) -> str:
     public_url, token = _require(public_url, token)
-    drain_added = await _add_drain(heroku, app, public_url, token)
+    drain_added = await _add_drain(heroku, app, public_url, token, nonces)
     webhook = await _subscribe(heroku, app, public_url, secrets)
     budget = await _baseline(watcher, app, alert_channel) if watcher is not None else ""
+    rotated = (
+        " Its drain password was rotated: the URL it had before is refused from a minute on."
+        if nonces is not None
+        else ""
+    )
     if not drain_added and not webhook.changed:
-        return f"pgconn already receives `{app}`'s logs and webhooks; nothing changed.{budget}"
+        return f"pgconn already receives `{app}`'s logs and webhooks.{rotated or ' Nothing changed.'}{budget}"
     if drain_added:
         head = (
             f"pgconn now receives `{app}`'s logs and will open an alert thread when its database runs "
             "out of connections."
         )
     else:
-        head = f"pgconn already receives `{app}`'s logs."
+        head = f"pgconn already receives `{app}`'s logs.{rotated}"
     return f"{head}\n{webhook.sentence}{budget}"
 
 
@@ -103,22 +130,38 @@ async def _baseline(watcher: BudgetWatcher, app: str, alert_channel: str | None)
     )
 
 
-async def _add_drain(heroku: HerokuClient, app: str, public_url: str, token: str) -> bool:
+async def _add_drain(
+    heroku: HerokuClient, app: str, public_url: str, token: str, nonces: DrainNonces | None
+) -> bool:
+    """Add pgconn's drain; with `nonces`, replace one already there by a URL with a new password.
+
+    True when the app had no drain of pgconn's before. The new drain is added before the old
+    one is removed, so no line is lost in between (the old password stays valid for a minute).
+    """
     path = DRAIN_PATH.format(app=app)
 
-    async def present() -> bool:
-        return any(_ours(str(d.get("url", "")), public_url, path) for d in await heroku.log_drains(app))
+    async def ours() -> list[dict[str, Any]]:
+        return [d for d in await heroku.log_drains(app) if _ours(str(d.get("url", "")), public_url, path)]
 
-    if await present():
+    before = await ours()
+    if before and nonces is None:
         return False
     try:
-        await heroku.add_log_drain(app, drain_url(public_url, app, token))
+        nonce = await nonces.rotate(app) if nonces is not None else new_nonce()
+    except StateUnavailable:
+        if before:
+            return False  # keep the drain that works rather than rotate into a state nobody keeps
+        nonce = new_nonce()  # without Redis, any password pgconn made for the app is taken
+    try:
+        await heroku.add_log_drain(app, drain_url(public_url, app, token, nonce))
     except HerokuRejected:
-        if await present():  # another pgconn process added it a moment ago
+        if nonces is None and await ours():  # another pgconn process added it a moment ago
             return False
         raise
-    log.info("watch %s: log drain added", app)
-    return True
+    for drain in before:
+        await heroku.remove_log_drain(app, str(drain.get("id")))
+    log.info("watch %s: log drain %s", app, "replaced (password rotated)" if before else "added")
+    return not before
 
 
 async def _subscribe(
@@ -185,6 +228,7 @@ async def unwatch(
     public_url: str | None,
     secrets: WebhookSecrets,
     watcher: BudgetWatcher | None = None,
+    nonces: DrainNonces | None = None,
 ) -> str:
     if not public_url:
         raise ConfigError("PGCONN_PUBLIC_URL is not set, so pgconn cannot tell which drain is its own")
@@ -207,6 +251,11 @@ async def unwatch(
         log.warning("unwatch %s: the webhook secret could not be deleted (Redis unavailable)", app)
     if watcher is not None:
         await watcher.forget(app)
+    if nonces is not None:
+        try:
+            await nonces.revoke(app)
+        except StateUnavailable:
+            log.warning("unwatch %s: the drain password could not be retired (Redis unavailable)", app)
     log.info("unwatch %s: %d log drain(s), %d webhook subscription(s) removed", app, drains, hooks)
     if drains and hooks:
         return (
@@ -218,3 +267,48 @@ async def unwatch(
     if hooks:
         return f"Removed pgconn's webhook subscription from `{app}` (it had no log drain there)."
     return f"pgconn had no log drain or webhook subscription on `{app}`; nothing changed."
+
+
+async def as_admin_action(
+    services: Services, app: str, verb: str, user: str, run: Callable[[], Awaitable[str]]
+) -> str:
+    """`watch` / `unwatch` as the admin actions they are (bot.authz): one at a time per app
+    (the remediation lock: two rotations at once could leave the drain on a retired password),
+    recorded in the audit stream, and announced in the alert channel, where a silenced app
+    would otherwise go unnoticed. Returns the sentence for the person who ran it."""
+    token: str | None = None
+    try:
+        token = await services.ledger.lock(app)
+    except ActionBusy as exc:
+        return f":hourglass: `/pgconn {app} {verb}` not run: {exc.message}."
+    except StateUnavailable:
+        pass  # without Redis, watch still adds the drain (and says webhooks could not be set up)
+    try:
+        try:
+            message = await run()
+        except PgconnError as exc:
+            await _record(services, app, verb, user, ok=False, result=f"failed: {exc.message}")
+            raise
+    finally:
+        if token is not None:
+            await services.ledger.unlock(app, token)
+    first = message.split("\n", 1)[0]
+    await _record(services, app, verb, user, ok=True, result=first)
+    channel = services.settings.alert_channel
+    if channel:
+        try:
+            await services.slack.chat_postMessage(
+                channel=channel, text=f":information_source: <@{user}> ran `/pgconn {app} {verb}`: {first}"
+            )
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            log.warning("%s %s: the notice in the alert channel failed: %s", verb, app, error)
+    return message
+
+
+async def _record(services: Services, app: str, verb: str, user: str, *, ok: bool, result: str) -> None:
+    recorded = await services.audit.record(
+        AuditRecord(at=time.time(), user=user, action=verb, app=app, ok=ok, result=result[:300])
+    )
+    if not recorded:
+        log.warning("%s %s by %s: not written to the audit log (state store unavailable)", verb, app, user)

@@ -1,7 +1,9 @@
 """`POST /drains/heroku/{app}`: a Heroku HTTPS log drain, answered as soon as it is parsed.
 
-Order of checks: credentials first (so a stranger cannot learn which apps exist),
-then the app, then the size and framing. Parsing and detection are cheap and run
+Order of checks: credentials first (each app has its own drain password, derived from
+PGCONN_DRAIN_TOKEN: bot.drain_auth; a stranger cannot learn which apps exist), then the
+app, then whether that password is still current (watch rotates it), then the size and
+framing. Parsing and detection are cheap and run
 here; everything that talks to Redis, Heroku or Slack runs after the response, in
 the alert engine's workers (logplex waits for our answer before sending more).
 """
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import logging
 
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from bot.detect import detect_all
 from bot.drain import MAX_BODY_BYTES, check_body_size, parse_frames_partly
+from bot.drain_auth import credentials_valid
 from bot.errors import MalformedFrame
 from bot.services import Services
 from handlers.http import Endpoint, read_body
@@ -27,8 +29,8 @@ log = logging.getLogger(__name__)
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="pgconn log drain"'}
 
 
-def drain_password(authorization: str | None) -> str | None:
-    """The password of an HTTP Basic `Authorization` header, or None when there is none."""
+def drain_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """(user, password) of an HTTP Basic `Authorization` header, or None when there is none."""
     if not authorization:
         return None
     scheme, _, encoded = authorization.partition(" ")
@@ -39,15 +41,24 @@ def drain_password(authorization: str | None) -> str | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     user, sep, password = decoded.partition(":")
-    return password if sep else None
+    return (user, password) if sep else None
 
 
-def authorised(authorization: str | None, token: str | None) -> bool:
-    if not token:
-        return False  # PGCONN_DRAIN_TOKEN unset: the route accepts nothing
-    password = drain_password(authorization)
-    # Constant time: the comparison must not tell an attacker how much of a guess was right.
-    return password is not None and hmac.compare_digest(password.encode(), token.encode())
+def drain_password(authorization: str | None) -> str | None:
+    """The password of an HTTP Basic `Authorization` header, or None when there is none."""
+    credentials = drain_credentials(authorization)
+    return credentials[1] if credentials else None
+
+
+def authorised(authorization: str | None, master: str | None, app: str) -> bool:
+    """Whether the header carries the drain credential pgconn made for `app` (bot.drain_auth).
+
+    PGCONN_DRAIN_TOKEN unset: the route accepts nothing. The comparison is constant-time and
+    the same for every app name, so it tells a stranger neither which apps exist nor how much
+    of a guess was right.
+    """
+    credentials = drain_credentials(authorization)
+    return credentials is not None and credentials_valid(master, app, *credentials)
 
 
 def heroku_drain(services: Services) -> Endpoint:
@@ -55,11 +66,17 @@ def heroku_drain(services: Services) -> Endpoint:
     alerts = services.alerts
 
     async def endpoint(request: Request) -> Response:
-        if not authorised(request.headers.get("authorization"), settings.drain_token):
-            return PlainTextResponse("unauthorised\n", status_code=401, headers=_CHALLENGE)
         app = request.path_params["app"]
+        authorization = request.headers.get("authorization")
+        if not authorised(authorization, settings.drain_token, app):
+            return PlainTextResponse("unauthorised\n", status_code=401, headers=_CHALLENGE)
         if app not in settings.apps:
             return PlainTextResponse("unknown app\n", status_code=404)
+        credentials = drain_credentials(authorization)
+        if credentials is None or not await services.drain_nonces.accepts(app, credentials[0]):
+            # Made by pgconn, but for a drain URL that `watch` or `unwatch` has since retired.
+            log.info("drain %s: refused a retired drain password", app)
+            return PlainTextResponse("unauthorised\n", status_code=401, headers=_CHALLENGE)
         if not alerts.enabled:
             # Accepting lines nobody will act on would hide the misconfiguration.
             return PlainTextResponse(f"alerts are off: {alerts.why_disabled}\n", status_code=503)

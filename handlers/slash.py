@@ -11,9 +11,10 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import watching
+from bot.authz import who_may
 from bot.commands import HELP, Command, CommandError, parse_command
 from bot.errors import PgconnError
-from bot.messaging import post_in_channel, tell
+from bot.messaging import post_in_channel, respond_reliably, tell
 from bot.render.audit import audit_text
 from bot.render.budget import budget_blocks, budget_fallback_text
 from bot.render.report import report_blocks, report_fallback_text
@@ -35,7 +36,16 @@ async def pgconn_command(
     except CommandError as exc:
         await tell(respond, exc.message)
         return
-    log.info("/pgconn %s %s by %s", parsed.verb, parsed.app or "", command.get("user_id"))
+    user = str(command.get("user_id") or "")
+    log.info("/pgconn %s %s by %s", parsed.verb, parsed.app or "", user)
+    if not await services.authoriser.may(user, parsed.verb):
+        log.warning("refused /pgconn %s %s from %s: not a pgconn admin", parsed.verb, parsed.app, user)
+        await tell(
+            respond,
+            f":no_entry: Only {who_may(parsed.verb)} may run `/pgconn {parsed.app} {parsed.verb}`. "
+            "Nothing was done.",
+        )
+        return
     try:
         await VERB_HANDLERS[parsed.verb](services, parsed, command, respond, client)
     except PgconnError as exc:
@@ -116,15 +126,21 @@ async def _watch(
 ) -> None:
     assert cmd.app is not None
     s = services.settings
-    message = await watching.watch(
-        services.heroku,
-        cmd.app,
-        s.public_url,
-        s.drain_token,
-        services.webhook_secrets,
-        services.budget_watch,
-        s.alert_channel,
-    )
+    app = cmd.app
+
+    async def run() -> str:
+        return await watching.watch(
+            services.heroku,
+            app,
+            s.public_url,
+            s.drain_token,
+            services.webhook_secrets,
+            services.budget_watch,
+            s.alert_channel,
+            services.drain_nonces,
+        )
+
+    message = await watching.as_admin_action(services, app, "watch", str(command.get("user_id")), run)
     await tell(respond, message)
 
 
@@ -133,9 +149,15 @@ async def _unwatch(
 ) -> None:
     assert cmd.app is not None
     s = services.settings
-    message = await watching.unwatch(
-        services.heroku, cmd.app, s.public_url, services.webhook_secrets, services.budget_watch
-    )
+    app = cmd.app
+
+    async def run() -> str:
+        return await watching.unwatch(
+            services.heroku, app, s.public_url, services.webhook_secrets, services.budget_watch,
+            services.drain_nonces,
+        )
+
+    message = await watching.as_admin_action(services, app, "unwatch", str(command.get("user_id")), run)
     await tell(respond, message)
 
 
@@ -145,6 +167,13 @@ async def _diagnose(
     assert cmd.app is not None
     report = await _build_report(services, cmd.app)
     blocks = report_blocks(report, idle_after_s=services.settings.kill_idle_after_s, checks=True)
+    if await services.authoriser.private_for(str(command.get("user_id") or ""), "diagnose"):
+        # Query text and client addresses: for the person who asked, not the whole channel.
+        await respond_reliably(
+            respond, response_type="ephemeral", text=report_fallback_text(report), blocks=blocks,
+            replace_original=False,
+        )
+        return
     await post_in_channel(
         client, respond, channel=command["channel_id"], text=report_fallback_text(report), blocks=blocks
     )

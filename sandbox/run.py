@@ -35,7 +35,6 @@ import uvicorn
 from bot.budget import Budget, connection_budget, plan_connection_limit
 from bot.heroku import PLATFORM_ACCEPT
 from bot.models import ProcessType
-from bot.watching import drain_url
 from emulators.heroku import HerokuEmulator
 from emulators.heroku_state import EmulatedApp, RestartRecord
 from emulators.serve import RunningServer, free_port, serve_in_thread
@@ -202,14 +201,14 @@ class Sandbox:
         self.bot = start_bot(env)
         self.slack.request_url = f"{bot_url}/slack/events"
         self.events.add(f"pgconn is running ({bot_url}); Slack and Heroku are the project's emulators")
-        self._watch(drain_url(bot_url, DEMO_APP, drain_token))
+        self._watch()
         if find_binary() is None:
             # Installing takes a while: start now so it is ready by the time someone adds it.
             threading.Thread(target=self._prepare_pgbouncer, name="pgbouncer-install", daemon=True).start()
         else:
             self._prepare_pgbouncer()
 
-    def _watch(self, expected_url: str) -> None:
+    def _watch(self) -> None:
         """`/pgconn demo-app watch`, as a person would type it: pgconn registers its log drain."""
         assert self.slack is not None and self.heroku is not None
         app = self.heroku.apps[DEMO_APP]

@@ -13,8 +13,32 @@ API_KEY = "HRKU-secret-apikey-0f1e2d3c4b5a"
 DB_PASSWORD = "db-secret-pw-8c7b6a5d4e"
 SIGNING_SECRET = "signing-secret-5a4b3c2d1e0f"
 BOT_TOKEN = "xoxb-secret-bot-token-123456"
-DRAIN_TOKEN = "drain-secret-token-9f8e7d"
+# The drain master secret (PGCONN_DRAIN_TOKEN, at least 32 characters); each app's drain password
+# is derived from it (bot.drain_auth).
+DRAIN_TOKEN = "drain-secret-token-9f8e7d6c5b4a39281"
 SECRETS = (API_KEY, DB_PASSWORD, SIGNING_SECRET, BOT_TOKEN, DRAIN_TOKEN)
+
+
+
+def drain_credentials(app: str, nonce: str = "0") -> tuple[str, str]:
+    """(user, password) of a drain URL pgconn would make for `app`: valid until `watch` rotates it."""
+    from bot.drain_auth import drain_password
+
+    return nonce, drain_password(DRAIN_TOKEN, app, nonce)
+
+
+def watched_drain_credentials(heroku: Any, app: str) -> tuple[str, str]:
+    """The credentials of the drain URL `watch` registered on the emulated app (the current ones),
+    or, when the app has none, a credential pgconn would take for an app it never rotated."""
+    from urllib.parse import unquote, urlsplit
+
+    emulated = heroku.apps.get(app)
+    for drain in emulated.log_drains if emulated is not None else []:
+        parts = urlsplit(drain.url)
+        if parts.path.endswith(f"/drains/heroku/{app}") and parts.username:
+            return unquote(parts.username), unquote(parts.password or "")
+    return drain_credentials(app)
+
 
 APP_ROLE = "app_role"
 APP_DB = "appdb"

@@ -3,19 +3,22 @@ Heroku path segments, configuration refusals."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import httpx
 import pytest
 
 from bot.config import Settings
-from bot.errors import HerokuRejected
+from bot.errors import ConfigError, HerokuRejected
 from bot.heroku import HerokuClient
 from bot.logs import RedactingFilter
 from bot.signing import headers_fresh, signature_valid
 from emulators.heroku import HerokuEmulator
 from emulators.slack import slack_signature
-from tests.support import API_KEY
+from tests.harness import ROOT
+from tests.support import API_KEY, BOT_TOKEN
 
 # --- signatures ------------------------------------------------------------------------------
 
@@ -114,3 +117,65 @@ async def test_dot_segments_never_reach_heroku(heroku: HerokuEmulator, segment: 
                 await call
     assert heroku.requests == []
     assert "my-app" in heroku.apps
+
+
+# --- configuration that would expose a secret or split the state is refused at start ---------------
+
+BASE_ENV = {
+    "SLACK_BOT_TOKEN": BOT_TOKEN,
+    "SLACK_SIGNING_SECRET": "s",
+    "HEROKU_API_KEY": API_KEY,
+    "PGCONN_APPS": "my-app",
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "refused"),
+    [
+        ({"PGCONN_DRAIN_TOKEN": "d" * 31}, "PGCONN_DRAIN_TOKEN must be at least 32 characters"),
+        ({"PGCONN_PUBLIC_URL": "http://pgconn.example.com"}, "PGCONN_PUBLIC_URL must be an https:// URL"),
+        ({"PGCONN_PUBLIC_URL": "http://10.0.0.5:3000"}, "PGCONN_PUBLIC_URL must be an https:// URL"),
+    ],
+)
+def test_settings_that_would_expose_the_drain_password_are_refused(
+    overrides: dict[str, str], refused: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**BASE_ENV, **overrides})
+    assert info.value.message.startswith(refused)
+
+
+def test_loopback_http_and_a_long_drain_master_are_accepted() -> None:
+    settings = Settings.from_env(
+        {**BASE_ENV, "PGCONN_DRAIN_TOKEN": "d" * 32, "PGCONN_PUBLIC_URL": "http://127.0.0.1:3000"}
+    )
+    assert settings.public_url == "http://127.0.0.1:3000"
+
+
+def run_bot(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot"],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "refused"),
+    [
+        ({"DYNO": "web.1"}, "pgconn: no Slack or Heroku credentials are set, and the local sandbox"),
+        ({**BASE_ENV, "DYNO": "web.1"}, "pgconn: REDIS_URL is not set, and an embedded Redis does not run"),
+    ],
+    ids=["sandbox", "embedded-redis"],
+)
+def test_on_a_dyno_neither_the_sandbox_nor_an_embedded_redis_starts(
+    env: dict[str, str], refused: str
+) -> None:
+    result = run_bot(env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(refused), result.stderr
+    assert API_KEY not in result.stderr

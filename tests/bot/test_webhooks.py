@@ -161,7 +161,7 @@ async def test_watch_subscribes_once_with_a_secret_kept_in_redis(
     assert secret not in message and DRAIN_TOKEN not in message
 
     again = await watch(client, APP, PUBLIC_URL, DRAIN_TOKEN, secrets)
-    assert again == "pgconn already receives `my-app`'s logs and webhooks; nothing changed."
+    assert again == "pgconn already receives `my-app`'s logs and webhooks. Nothing changed."
     assert _one_hook(app) == (hook_id, secret) and len(app.log_drains) == 1
 
     removed = await unwatch(client, APP, PUBLIC_URL, secrets)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import httpx
 import pytest
@@ -24,7 +24,7 @@ from sandbox.servers import LocalRedis
 from tests.bot.samples import logplex_headers
 from tests.conftest import System
 from tests.harness import ALERT_CHANNEL, PUBLIC_URL, BotProcess, bot_env, new_port, start_bot
-from tests.support import DRAIN_TOKEN
+from tests.support import watched_drain_credentials
 
 RESOLVE_AFTER_S = 2.0
 ALERT_ENV = {
@@ -94,7 +94,7 @@ class Alerts:
         *,
         app: str = "my-app",
         bot: BotProcess | None = None,
-        auth: tuple[str, str] | None = ("x", DRAIN_TOKEN),
+        auth: tuple[str, str] | None | Literal["app"] = "app",
         count: int = 1,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
@@ -102,12 +102,16 @@ class Alerts:
         return await self.http.post(
             f"{target.url}/drains/heroku/{app}",
             content=body,
-            auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+            # "app": the app's current drain credential (bot.drain_auth), as logplex would send it.
+            auth=watched_drain_credentials(self.system.heroku, app)
+            if auth == "app"
+            else auth or httpx.USE_CLIENT_DEFAULT,
             headers={**logplex_headers(count), **(headers or {})},
         )
 
     def parents(self) -> list[Message]:
-        return [m for m in self.slack.top_level(self.channel) if m.bot_id == self.slack.bot_id]
+        # Alert threads have blocks; the plain notices of watch/unwatch (bot.watching) do not.
+        return [m for m in self.slack.top_level(self.channel) if m.bot_id == self.slack.bot_id and m.blocks]
 
     def replies(self, parent: Message) -> list[Message]:
         return self.slack.thread(self.channel, parent.ts)

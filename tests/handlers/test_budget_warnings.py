@@ -47,7 +47,8 @@ async def scale(system: System, app: str, process_type: str, quantity: int) -> N
 
 
 def parents(system: System) -> list[Message]:
-    return [m for m in system.slack.top_level(ALERT_CHANNEL) if m.bot_id == system.slack.bot_id]
+    # Warning threads have blocks; the plain notices of watch/unwatch (bot.watching) do not.
+    return [m for m in system.slack.top_level(ALERT_CHANNEL) if m.bot_id == system.slack.bot_id and m.blocks]
 
 
 def replies(system: System, parent: Message) -> list[Message]:

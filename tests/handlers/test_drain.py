@@ -12,7 +12,7 @@ from bot.drain import MAX_BODY_BYTES
 from handlers.drain import authorised, drain_password
 from tests.bot.samples import app_line, fatal_line, fatal_message, frame, frame_bytes, router_line
 from tests.handlers.conftest import Alerts, blocks_of
-from tests.support import DRAIN_TOKEN
+from tests.support import DRAIN_TOKEN, drain_credentials
 
 
 def basic(user: str, password: str) -> str:
@@ -33,11 +33,15 @@ def test_drain_password_parsing() -> None:
 
 
 def test_no_drain_token_configured_means_nothing_is_accepted() -> None:
-    assert authorised(basic("x", DRAIN_TOKEN), DRAIN_TOKEN)
-    assert not authorised(basic("x", DRAIN_TOKEN), None)
-    assert not authorised(basic("x", ""), "")
-    assert not authorised(basic("x", DRAIN_TOKEN + "x"), DRAIN_TOKEN)
-    assert not authorised(basic("x", DRAIN_TOKEN[:-1]), DRAIN_TOKEN)
+    nonce, password = drain_credentials("my-app")
+    assert authorised(basic(nonce, password), DRAIN_TOKEN, "my-app")
+    assert not authorised(basic(nonce, password), None, "my-app")
+    assert not authorised(basic(nonce, ""), "", "my-app")
+    assert not authorised(basic(nonce, password + "x"), DRAIN_TOKEN, "my-app")
+    assert not authorised(basic(nonce, password[:-1]), DRAIN_TOKEN, "my-app")
+    # Each app has its own password, and the master secret itself opens no drain.
+    assert not authorised(basic(nonce, password), DRAIN_TOKEN, "std-app")
+    assert not authorised(basic("x", DRAIN_TOKEN), DRAIN_TOKEN, "my-app")
 
 
 # --- over HTTP -----------------------------------------------------------------------------
@@ -91,7 +95,7 @@ async def test_lines_split_oddly_across_chunks_and_inside_messages(alerts: Alert
     response = await alerts.http.post(
         f"{alerts.bot.url}/drains/heroku/my-app",
         content=chunks(body, cuts),  # sent chunked: no Content-Length
-        auth=("x", DRAIN_TOKEN),
+        auth=drain_credentials("my-app"),
         headers={"Content-Type": "application/logplex-1"},
     )
     assert response.status_code == 204
@@ -149,7 +153,7 @@ async def test_oversized_body_is_refused(alerts: Alerts) -> None:
     response = await alerts.http.post(
         f"{alerts.bot.url}/drains/heroku/my-app",
         content=chunks(body, list(range(65536, len(body), 65536))),
-        auth=("x", DRAIN_TOKEN),
+        auth=drain_credentials("my-app"),
     )
     assert response.status_code == 413
 

@@ -98,7 +98,10 @@ async def test_watch_subscribes_once_deliveries_are_verified_and_unwatch_removes
     }
 
     again = await slash(system, "my-app watch")
-    assert again.startswith("pgconn already receives `my-app`'s logs and webhooks; nothing changed.\n")
+    assert again.startswith(
+        "pgconn already receives `my-app`'s logs and webhooks. Its drain password was rotated: the URL it "
+        "had before is refused from a minute on.\n"
+    )
     assert again.endswith(
         "Budget now: 16 of 20 connections (fits). "
         "pgconn warns in <#C0ALERTS> if a scale-up or release breaks it."

@@ -27,7 +27,7 @@ from tests.hostile.helpers import (
     post_report,
     thread_reply,
 )
-from tests.support import DRAIN_TOKEN
+from tests.support import DRAIN_TOKEN, drain_credentials
 
 ACTIONS = {
     "pgconn.kill_idle": "Kill idle",
@@ -148,10 +148,13 @@ async def test_drain_with_the_password_but_an_app_outside_pgconn_apps_is_404_and
     system: System,
 ) -> None:
     body = frame([fatal_line()])
-    for app in ("not-ours", "MY-APP", "my-app.evil", "my-app%2F..%2Fstd-app"):
-        response = await post_drain(system.bot, app, body, authorization=basic_auth("x", DRAIN_TOKEN))
+    for app in ("not-ours", "MY-APP", "my-app.evil"):
+        # A credential pgconn made for that name: only the master secret's holder has one.
+        response = await post_drain(system.bot, app, body, authorization=basic_auth(*drain_credentials(app)))
         assert response.status_code == 404, app
-    accepted = await post_drain(system.bot, "my-app", body, authorization=basic_auth("h", DRAIN_TOKEN))
+    accepted = await post_drain(
+        system.bot, "my-app", body, authorization=basic_auth(*drain_credentials("my-app"))
+    )
     assert accepted.status_code == 204
     parent = await system.slack.wait_for(lambda: system.slack.messages(ALERT_CHANNEL)[0], timeout=15)
     assert "my-app" in parent.text
@@ -165,7 +168,7 @@ async def test_drain_with_the_password_but_an_app_outside_pgconn_apps_is_404_and
 )
 def test_drain_credentials_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch, guess: str) -> None:
     """Every guess, whatever its length or how much of it is right, goes through one
-    hmac.compare_digest against the whole token: nothing returns early on a prefix."""
+    hmac.compare_digest against the app's whole password: nothing returns early on a prefix."""
     calls: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest
 
@@ -174,5 +177,7 @@ def test_drain_credentials_are_compared_in_constant_time(monkeypatch: pytest.Mon
         return real(a, b)
 
     monkeypatch.setattr(hmac, "compare_digest", spy)
-    assert authorised(basic_auth("x", guess), DRAIN_TOKEN) is (guess == DRAIN_TOKEN)
-    assert calls == [(guess.encode(), DRAIN_TOKEN.encode())]
+    nonce, password = drain_credentials("my-app")
+    guess = password if guess == DRAIN_TOKEN else guess
+    assert authorised(basic_auth(nonce, guess), DRAIN_TOKEN, "my-app") is (guess == password)
+    assert calls == [(guess.encode(), password.encode())]

@@ -24,7 +24,7 @@ from tests.hostile.helpers import (
     slash,
     thread_reply,
 )
-from tests.support import DRAIN_TOKEN, blocks_text
+from tests.support import blocks_text, drain_credentials
 
 # Slack's control sequences: broadcast pings, a user-group ping, a user and a channel
 # mention, links with a label, and formatting.
@@ -122,7 +122,7 @@ async def test_buildpack_names_and_commands_from_heroku_are_shown_as_text(system
 async def test_log_lines_from_the_drain_are_shown_as_text(system: System) -> None:
     line = app_line('PG::ConnectionBad: FATAL:  too many connections for role "<!channel>" '
                     "<https://evil.example|details>")
-    auth = basic_auth("h", DRAIN_TOKEN)
+    auth = basic_auth(*drain_credentials("my-app"))
     response = await post_drain(system.bot, "my-app", frame([line]), authorization=auth)
     assert response.status_code == 204
     parent = await system.slack.wait_for(

@@ -24,7 +24,7 @@ from tests.bot.samples import app_line, fatal_line, frame, frame_bytes, metric_l
 from tests.conftest import System
 from tests.harness import ADMIN, GROUP_MEMBER, OPS_CHANNEL, BotProcess, settled
 from tests.hostile.helpers import basic_auth, click_payload, deliver_payload, post_drain, post_report
-from tests.support import DRAIN_TOKEN
+from tests.support import drain_credentials
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -172,7 +172,7 @@ drain_bodies = st.one_of(
 @given(body=drain_bodies, app=st.sampled_from(["my-app", "std-app", "not-ours"]))
 @E2E
 async def test_any_drain_body_gets_a_clear_status(system: System, body: bytes, app: str) -> None:
-    response = await post_drain(system.bot, app, body, authorization=basic_auth("x", DRAIN_TOKEN))
+    response = await post_drain(system.bot, app, body, authorization=basic_auth(*drain_credentials(app)))
     assert response.status_code in (204, 400, 404), (response.status_code, response.text)
     if app == "not-ours":
         assert response.status_code == 404

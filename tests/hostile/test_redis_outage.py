@@ -31,7 +31,7 @@ from tests.hostile.helpers import (
     slash,
     thread_reply,
 )
-from tests.support import DRAIN_TOKEN, blocks_text
+from tests.support import blocks_text, drain_credentials
 
 ACTIONS = {
     "pgconn.kill_idle": "Kill idle",
@@ -166,7 +166,7 @@ def incident_signals(server: LocalRedis, system: System) -> int:
 async def test_signals_while_redis_is_down_update_the_same_incident_thread_when_it_returns(
     system: System, own_redis: LocalRedis, own_bot: BotProcess
 ) -> None:
-    auth = basic_auth("h", DRAIN_TOKEN)
+    auth = basic_auth(*drain_credentials("my-app"))
     assert (await post_drain(own_bot, "my-app", frame([fatal_line()]), authorization=auth)).status_code == 204
     parent = await system.slack.wait_for(
         lambda: next((m for m in system.slack.messages(ALERT_CHANNEL) if m.blocks), None), timeout=20

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -91,9 +91,16 @@ async def test_a_debug_logging_bot_leaks_nothing_through_its_noisiest_paths(
     assert "HEROKU_API_KEY" in await ephemeral(system, "HEROKU_API_KEY")
     await slash(system, "my-app watch")
     await ephemeral(system, "receives")
-    for password in (DRAIN_TOKEN, DRAIN_TOKEN + "x", DRAIN_TOKEN[:-1]):
-        await post_drain(process, "my-app", frame([fatal_line()]), authorization=basic_auth("x", password))
-    await system.slack.wait_for(lambda: system.slack.messages("C0ALERTS"), timeout=20)
+    # The drain URL watch registered carries my-app's own password (bot.drain_auth).
+    drain = urlsplit(system.heroku.apps["my-app"].log_drains[0].url)
+    nonce, per_app = str(drain.username), str(drain.password)
+    tries = ((nonce, per_app), ("x", DRAIN_TOKEN), (nonce, per_app + "x"), (nonce, per_app[:-1]))
+    for user, password in tries:
+        await post_drain(process, "my-app", frame([fatal_line()]), authorization=basic_auth(user, password))
+    await system.slack.wait_for(
+        lambda: [m for m in system.slack.messages("C0ALERTS") if "out of database connections" in m.text],
+        timeout=20,
+    )
     process.stop()
     log = process.logs()
     assert " DEBUG " in log and len(log) > 20_000
