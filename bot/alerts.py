@@ -594,7 +594,12 @@ class AlertEngine:
                 self._settled.set()
 
     def _failed(self, app: str, pending: _Pending, exc: Exception) -> None:
-        pending.attempts += 1
+        # Redis down or refusing connections (Key-Value Store mini's 20 clients taken) is not
+        # something wrong with these signals: they are kept, however long it lasts, and processed
+        # when Redis answers again. The batch stays bounded (counts per database, at most
+        # MAX_SAMPLES samples per add-on). Anything else counts towards MAX_ATTEMPTS.
+        if not isinstance(exc, StateUnavailable):
+            pending.attempts += 1
         if pending.attempts >= pending.MAX_ATTEMPTS:
             # Something that fails five times in a row will not heal by itself; say so loudly.
             log.error(

@@ -33,6 +33,7 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 
 from emulators.serve import free_port
+from sandbox import debian
 
 log = logging.getLogger(__name__)
 
@@ -59,36 +60,20 @@ class PgBouncerUnavailable(Exception):
     """PgBouncer is not installed and the sandbox cannot install it; the message says what to do."""
 
 
+PLACES = ("/usr/sbin/pgbouncer", "/usr/local/sbin/pgbouncer")  # not on a normal user's PATH
+
+
 def find_binary() -> str | None:
-    # Debian installs it in /usr/sbin, which is not on a normal user's PATH.
-    return shutil.which("pgbouncer") or next(
-        (p for p in ("/usr/sbin/pgbouncer", "/usr/local/sbin/pgbouncer") if os.access(p, os.X_OK)), None
-    )
+    return debian.find("pgbouncer", PLACES)
 
 
 def ensure_installed() -> str:
     """The pgbouncer binary, installed with apt-get when missing and allowed. Slow the first time."""
-    found = find_binary()
-    if found:
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise PgBouncerUnavailable(
-            "PgBouncer is not installed. Install it (Debian/Ubuntu: `sudo apt-get install pgbouncer`, "
-            "macOS: `brew install pgbouncer`) and restart the sandbox."
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "pgbouncer"]
-    log.info("PgBouncer is missing: installing Debian's pgbouncer package with apt-get")
-    done = subprocess.run(install, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        # A fresh machine has no package lists yet.
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, text=True)
-        done = subprocess.run(install, env=env, capture_output=True, text=True)
-    found = find_binary()
-    if done.returncode != 0 or not found:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise PgBouncerUnavailable(f"apt-get could not install pgbouncer: {tail[0][:200]}")
-    return found
+    try:
+        return debian.ensure("pgbouncer", "pgbouncer", PLACES)
+    except debian.PackageUnavailable as exc:
+        hint = "On macOS: `brew install pgbouncer`. Then restart the sandbox."
+        raise PgBouncerUnavailable(f"{exc} {hint}") from None
 
 
 def version(binary: str) -> str:

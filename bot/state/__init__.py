@@ -41,7 +41,9 @@ def connect_redis(url: str, max_connections: int = 8) -> Redis:
     # plain pool's cap. The cap is PGCONN_REDIS_MAX_CONNECTIONS: Heroku Key-Value Store mini allows
     # 20 clients for all of the app's dynos together.
     pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=5, **kwargs)
-    return aioredis.Redis(connection_pool=pool)
+    # The client owns its pool: aclose() closes its connections too (the plain constructor leaves
+    # them open, holding client slots of the plan until the process exits).
+    return aioredis.Redis.from_pool(pool)
 
 
 async def redis_ok(redis: Redis | None) -> bool:

@@ -37,8 +37,9 @@ from tests.support import DRAIN_TOKEN, role_backends
 
 BURST = 200
 FORM = "application/x-www-form-urlencoded"
-# Idle connections the bot's pools may keep: Heroku keep-alive (bot.services) and Redis (bot.state).
-POOL_CAPS = 20 + 50
+# Idle connections the bot's pools may keep: Heroku keep-alive (bot.services) and Redis (bot.state,
+# PGCONN_REDIS_MAX_CONNECTIONS's default).
+POOL_CAPS = 20 + 8
 DRAIN_SECONDS = 60.0 if os.environ.get("PGCONN_LONG_LOAD") == "1" else 10.0
 LINES_PER_POST = 250
 POSTS_PER_SECOND = 12  # 3,000 lines a second
