@@ -7,13 +7,13 @@ import gc
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from bot.config import Settings, wants_sandbox
 from bot.errors import ConfigError
-from bot.logs import configure_logging
+from bot.logs import RedactingFilter, configure_logging
 
 if TYPE_CHECKING:
     from sandbox.servers import LocalRedis
@@ -22,7 +22,8 @@ log = logging.getLogger("pgconn")
 
 
 def _refuse(message: str) -> None:
-    print(f"pgconn: {message}", file=sys.stderr)
+    # Before logging is set up: one plain line, still without a URL's password.
+    print(f"pgconn: {RedactingFilter().scrub(message)}", file=sys.stderr)
     raise SystemExit(2)
 
 
@@ -97,6 +98,21 @@ def _with_redis(settings: Settings, url: str) -> Settings:
     return replace(settings, redis_url=url)
 
 
+def server_config(asgi: Any, settings: Settings) -> uvicorn.Config:
+    """uvicorn's settings. `log_config=None`: uvicorn installs no handlers of its own (its
+    default config gives its loggers their own stream handlers, which bypassed pgconn's scrubber
+    and format); its loggers propagate to the root's one handler like every other."""
+    return uvicorn.Config(
+        asgi,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+
+
 async def serve(settings: Settings) -> None:
     from bot.server import create_asgi
     from bot.services import build_services
@@ -108,10 +124,7 @@ async def serve(settings: Settings) -> None:
     # which otherwise lands on whichever Slack request is being acknowledged (see bench/).
     gc.collect()
     gc.freeze()
-    config = uvicorn.Config(
-        asgi, host=settings.host, port=settings.port, log_level="warning", access_log=False, lifespan="on"
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(asgi, settings))
     if settings.slack_app_token:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 

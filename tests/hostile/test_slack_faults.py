@@ -91,4 +91,4 @@ async def test_a_failing_response_url_is_retried_then_logged_never_dropped_silen
         lambda: next((ln for ln in system.bot.logs()[start:].splitlines() if "not delivered" in ln), None),
         timeout=20,
     )
-    assert "ERROR" in line and "503" in line and "could not post its answer" in line
+    assert "at=error" in line and "503" in line and "could not post its answer" in line
