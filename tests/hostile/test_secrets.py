@@ -103,7 +103,7 @@ async def test_a_debug_logging_bot_leaks_nothing_through_its_noisiest_paths(
     )
     process.stop()
     log = process.logs()
-    assert " DEBUG " in log and len(log) > 20_000
+    assert " at=debug " in log and len(log) > 20_000
     assert leaks(iter([("the DEBUG bot's log", log)])) == []
     assert API_KEY in system.heroku.requests[0].headers["authorization"]  # it was in use all along
     assert DB_PASSWORD in system.heroku.apps["bare-app"].config_vars["DATABASE_URL"]
