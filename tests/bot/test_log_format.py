@@ -40,6 +40,8 @@ def fresh_logging() -> Iterator[None]:
     uvicorn_saved = {
         n: logging.getLogger(n).handlers[:] for n in ("uvicorn", "uvicorn.error", "uvicorn.access")
     }
+    for name in uvicorn_saved:  # as in a fresh process (another test's uvicorn may have added some)
+        logging.getLogger(name).handlers[:] = []
     yield
     root.handlers[:], level, sys.excepthook, threading.excepthook = saved
     root.setLevel(level)
