@@ -37,17 +37,18 @@ def fresh_logging() -> Iterator[None]:
     """configure_logging changes process-wide state: put it back afterwards."""
     root = logging.getLogger()
     saved = root.handlers[:], root.level, sys.excepthook, threading.excepthook
-    uvicorn_saved = {
-        n: logging.getLogger(n).handlers[:] for n in ("uvicorn", "uvicorn.error", "uvicorn.access")
-    }
-    for name in uvicorn_saved:  # as in a fresh process (another test's uvicorn may have added some)
-        logging.getLogger(name).handlers[:] = []
+    uvicorn_loggers = [logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "uvicorn.access")]
+    uvicorn_saved = [(lg, lg.handlers[:], lg.propagate) for lg in uvicorn_loggers]
+    # As in a fresh process: the emulators' own uvicorn servers in this test process configured
+    # these loggers with uvicorn's defaults (handlers of their own, no propagation).
+    for lg in uvicorn_loggers:
+        lg.handlers[:], lg.propagate = [], True
     yield
     root.handlers[:], level, sys.excepthook, threading.excepthook = saved
     root.setLevel(level)
     logging.captureWarnings(False)
-    for name, handlers in uvicorn_saved.items():
-        logging.getLogger(name).handlers[:] = handlers
+    for lg, handlers, propagate in uvicorn_saved:
+        lg.handlers[:], lg.propagate = handlers, propagate
 
 
 def test_uvicorn_and_library_loggers_go_through_the_scrubber_as_logfmt(
