@@ -962,7 +962,9 @@ class AlertEngine:
     async def answer_mention(self, app: str, channel: str, message_ts: str, thread_ts: str) -> bool:
         """Reply with the report in the thread of another tool's alert; once per message."""
         assert self.incidents is not None
-        if not await self.incidents.claim_mention(channel, message_ts):
+        # Once per thread, not per message: a second alert (or an echo) in the thread gets no
+        # second report, which also ends any loop with a bot that answers in threads.
+        if not await self.incidents.claim_mention(channel, thread_ts):
             return False
         try:
             report = await build_report(
@@ -998,7 +1000,7 @@ class AlertEngine:
             )
         except Exception:
             # Let a redelivery (or the other process) try again rather than stay silent.
-            await self.incidents.release_mention(channel, message_ts)
+            await self.incidents.release_mention(channel, thread_ts)
             raise
         return True
 

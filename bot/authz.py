@@ -10,7 +10,8 @@
 Anything not in the table is refused. `diagnose` shows query text, which may carry data: its
 answer goes only to the person who asked unless an admin asks (`private_for`). Requests from
 another workspace or an externally shared channel never reach this table: `foreign()` refuses
-them first (handlers check it on every request).
+them first (a Bolt middleware, handlers/__init__.py, checks every request). Messages of other
+bots make pgconn post only when allowlisted (`may_answer_message`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from bot.render import actions as ids
 log = logging.getLogger(__name__)
 
 GROUP_CACHE_S = 60.0
+# A channel becomes shared rarely, and then by an admin's deliberate act.
+CHANNEL_CACHE_S = 300.0
 
 Who = Literal["member", "admin"]
 
@@ -63,6 +66,7 @@ class Authoriser:
         self._groups = groups
         self._cache_s = cache_s
         self._members: dict[str, tuple[float, frozenset[str]]] = {}
+        self._shared: dict[str, tuple[float, bool]] = {}
 
     async def _group_members(self, group: str) -> frozenset[str]:
         cached = self._members.get(group)
@@ -95,6 +99,25 @@ class Authoriser:
             return False
         return rule == "member" or await self.is_admin(user_id)
 
+    async def channel_shared(self, channel: str) -> bool:
+        """Whether a channel is shared with another organisation (Slack Connect), from
+        conversations.info, cached. Fails closed: a channel Slack will not describe counts as
+        shared. Direct messages are pgconn's own conversation with one person: not checked."""
+        if channel.startswith("D"):
+            return False
+        cached = self._shared.get(channel)
+        if cached and time.monotonic() - cached[0] < CHANNEL_CACHE_S:
+            return cached[1]
+        try:
+            result = await self._slack.conversations_info(channel=channel)
+            info = result.get("channel") or {}
+            shared = bool(info.get("is_ext_shared") or info.get("is_pending_ext_shared"))
+        except SlackApiError as exc:
+            log.warning("conversations.info %s failed: %s", channel[:20], exc.response.get("error"))
+            return True
+        self._shared[channel] = (time.monotonic(), shared)
+        return shared
+
     async def private_for(self, user_id: str, what: str) -> bool:
         """Whether the answer to `what` must be shown to `user_id` alone."""
         return what in PRIVATE_UNLESS_ADMIN and not await self.is_admin(user_id)
@@ -104,3 +127,55 @@ def who_may(what: str) -> str:
     """"pgconn admins" or "anyone", for refusals and the README."""
     return "pgconn admins" if RULES.get(what) == "admin" else "anyone"
 
+
+
+# --- where a request comes from ----------------------------------------------------------------
+
+
+def foreign(
+    *,
+    home_team: str | None,
+    home_enterprise: str | None,
+    teams: tuple[str | None, ...],
+    enterprises: tuple[str | None, ...],
+    ext_shared: bool,
+    allowed: frozenset[str],
+    allow_shared: bool,
+) -> str | None:
+    """Why a request comes from outside pgconn's own workspace, or None when it does not.
+
+    `teams` / `enterprises` are what the request names: the workspace it came through and the
+    acting user's own (Bolt's team_id / actor_team_id). Each must be the workspace pgconn is
+    installed in (auth.test) or listed in PGCONN_ALLOWED_TEAMS. Reports carry role names,
+    client addresses and query text: in a Slack Connect channel they would reach another
+    organisation, so an externally shared channel is refused unless PGCONN_ALLOW_SHARED_CHANNELS.
+    """
+    for team in teams:
+        if team and team != home_team and team not in allowed:
+            return f"team {team}"
+    for enterprise in enterprises:
+        if enterprise and enterprise != home_enterprise and enterprise not in allowed:
+            return f"organisation {enterprise}"
+    if ext_shared and not allow_shared:
+        return "an externally shared channel"
+    return None
+
+
+def may_answer_message(
+    event: Mapping[str, object], *, own_bot_id: str | None, own_user_id: str | None, bots: frozenset[str]
+) -> bool:
+    """Whether a message may make pgconn post a report in its thread (bot.alerts.answer_mention).
+
+    Never its own messages; another bot's only when its bot id (B…) or app id (A…) is in
+    PGCONN_ALERT_BOTS. pgconn's own reports say "Connections: 19/20", which its detector
+    takes for an alert: two pgconn deployments, or any bot that echoes messages, in one
+    channel would otherwise answer each other for as long as connections stay high.
+    """
+    bot_id, user = event.get("bot_id"), event.get("user")
+    if (own_bot_id and bot_id == own_bot_id) or (own_user_id and user == own_user_id):
+        return False
+    profile = event.get("bot_profile")
+    app_id = event.get("app_id") or (profile.get("app_id") if isinstance(profile, dict) else None)
+    if bot_id or event.get("subtype") == "bot_message":
+        return bool({str(bot_id or ""), str(app_id or "")} & bots)
+    return True

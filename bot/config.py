@@ -70,6 +70,17 @@ class Settings:
     log_level: str = "INFO"
     # The most Redis connections this process opens (its pool's size): see PGCONN_REDIS_MAX_CONNECTIONS.
     redis_max_connections: int = 8
+    # Who else may talk to pgconn (bot.authz): other bots whose alerts it answers, other
+    # workspaces / organisations, externally shared channels.
+    alert_bots: frozenset[str] = frozenset()
+    allowed_teams: frozenset[str] = frozenset()
+    allow_shared_channels: bool = False
+    # Throttling (bot.throttle): per user and per app per minute, work in flight, and the
+    # Heroku rate-limit tokens kept for remediation.
+    user_rate: int = 20
+    app_rate: int = 12
+    max_in_flight: int = 50
+    heroku_reserve: int = 500
     extra: Mapping[str, str] = field(default_factory=dict)
     # When each diagnosis check turns yellow / red (PGCONN_DIAG_*; connection count from the
     # alert shares).
@@ -207,6 +218,27 @@ def _admins(name: str, raw: str | None) -> tuple[str, ...]:
                 f"{name} contains {admin[:40]!r}: expected Slack user ids (U…/W…) or user-group ids (S…)"
             )
     return admins
+
+
+def _ids(pattern: str, kind: str) -> Parse:
+    """A comma-separated list of Slack ids matching `pattern`, as a frozenset."""
+    regex = re.compile(pattern)
+
+    def parse(name: str, raw: str | None) -> frozenset[str]:
+        ids = frozenset(a.strip() for a in (raw or "").split(",") if a.strip())
+        for one in ids:
+            if not regex.match(one):
+                raise ConfigError(f"{name} contains {one[:40]!r}: expected {kind}")
+        return ids
+
+    return parse
+
+
+def _flag(name: str, raw: str | None) -> bool:
+    value = (raw or "0").strip().lower()
+    if value not in ("0", "1", "true", "false", "yes", "no"):
+        raise ConfigError(f"{name} must be 1 or 0, got {value[:20]!r}")
+    return value in ("1", "true", "yes")
 
 
 def _channel(name: str, raw: str | None) -> str | None:
@@ -532,6 +564,60 @@ SETTINGS: tuple[Setting, ...] = (
         "(and 2 more) is red",
         _number(1.0, 100),
         default="2",
+    ),
+    Setting(
+        "PGCONN_ALERT_BOTS",
+        "alert_bots",
+        "bot ids (`B…`) or app ids (`A…`) of alerting tools whose messages pgconn answers with a report "
+        "in their thread; other bots' messages are ignored (two bots that answer each other would loop)",
+        _ids(r"^[AB][A-Z0-9]{2,}$", "bot ids (B…) or app ids (A…)"),
+        unset="empty: people only",
+    ),
+    Setting(
+        "PGCONN_ALLOWED_TEAMS",
+        "allowed_teams",
+        "workspace (`T…`) or organisation (`E…`) ids, besides the one pgconn is installed in, whose "
+        "users may use it; requests from any other are refused",
+        _ids(r"^[TE][A-Z0-9]{2,}$", "workspace ids (T…) or organisation ids (E…)"),
+        unset="empty: its own workspace only",
+    ),
+    Setting(
+        "PGCONN_ALLOW_SHARED_CHANNELS",
+        "allow_shared_channels",
+        "`1`: answer in Slack Connect channels shared with other organisations (reports show role "
+        "names, client addresses and query text to everyone in them)",
+        _flag,
+        default="0",
+    ),
+    Setting(
+        "PGCONN_USER_RATE",
+        "user_rate",
+        "`/pgconn` commands one person may run per minute; more are refused with a sentence",
+        _integer(1, 100000),
+        default="20",
+    ),
+    Setting(
+        "PGCONN_APP_RATE",
+        "app_rate",
+        "reports, budgets and diagnoses of one app per minute, from everyone together (each costs "
+        "about 4 Heroku API calls)",
+        _integer(1, 100000),
+        default="12",
+    ),
+    Setting(
+        "PGCONN_MAX_IN_FLIGHT",
+        "max_in_flight",
+        "commands one process works on at once; more are refused as busy (button clicks never are)",
+        _integer(1, 100000),
+        default="50",
+    ),
+    Setting(
+        "PGCONN_HEROKU_RESERVE",
+        "heroku_reserve",
+        "Heroku API rate-limit tokens (of 4,500 per account) kept for fixes: below it, reports are "
+        "refused and the buttons still work",
+        _integer(0, 4500),
+        default="500",
     ),
     Setting(
         "PGCONN_LOG_LEVEL",

@@ -92,6 +92,8 @@ class Channel:
     name: str
     member: bool = True
     is_private: bool = False
+    # A Slack Connect channel, shared with another organisation (conversations.info is_ext_shared).
+    ext_shared: bool = False
     created: int = field(default_factory=lambda: int(time.time()) - 86400)
 
 
@@ -160,14 +162,21 @@ class SlackState:
     # -- workspace ---------------------------------------------------------------------
 
     def add_channel(
-        self, channel_id: str, name: str, *, member: bool = True, is_private: bool = False
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        member: bool = True,
+        is_private: bool = False,
+        ext_shared: bool = False,
     ) -> None:
-        """Register a channel. ``member=False``: the bot is not in it (not_in_channel)."""
+        """Register a channel. ``member=False``: the bot is not in it (not_in_channel);
+        ``ext_shared``: a Slack Connect channel shared with another organisation."""
         if not channel_id or channel_id[0] not in "CG":
             raise ValueError(f"channel ids start with C (or G for old private ones): {channel_id!r}")
         with self.lock:
             self.channels[channel_id] = Channel(
-                channel_id, name.lstrip("#"), member=member, is_private=is_private
+                channel_id, name.lstrip("#"), member=member, is_private=is_private, ext_shared=ext_shared
             )
             self._messages.setdefault(channel_id, [])
 
@@ -492,14 +501,14 @@ class SlackState:
             "is_general": channel.name == "general",
             "unlinked": 0,
             "name_normalized": channel.name,
-            "is_shared": False,
+            "is_shared": channel.ext_shared,
             "is_org_shared": False,
             "is_pending_ext_shared": False,
             "pending_shared": [],
             "context_team_id": self.team_id,
             "parent_conversation": None,
             "creator": "U0CREATOR1",
-            "is_ext_shared": False,
+            "is_ext_shared": channel.ext_shared,
             "shared_team_ids": [self.team_id],
             "pending_connected_team_ids": [],
             "is_member": channel.member,

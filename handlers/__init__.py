@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
 from starlette.routing import BaseRoute, Route
 
+from bot.authz import foreign
 from bot.render.actions import ACTION_IDS
 from bot.services import Services
 from handlers import actions, drain, events, http, slash, webhooks
+
+log = logging.getLogger(__name__)
 
 Listener = Callable[..., Coroutine[Any, Any, None]]
 
@@ -53,11 +58,54 @@ def register(app: AsyncApp, services: Services) -> None:
         context["services"] = services
         await next()
 
+    async def refuse_foreign(context: Any, body: dict[str, Any], next: Any) -> BoltResponse | None:  # noqa: A002
+        """Nothing from another workspace or an externally shared channel goes further (bot.authz)."""
+        why = await foreign_origin(services, context, body)
+        if why is None:
+            await next()
+            return None
+        log.warning("refused a Slack request from %s", why)
+        if body.get("command"):
+            return BoltResponse(
+                status=200,
+                body={
+                    "response_type": "ephemeral",
+                    "text": ":no_entry: pgconn answers only in its own workspace's channels, not in "
+                    "channels shared with other organisations. Nothing was done.",
+                },
+            )
+        return BoltResponse(status=200, body="")
+
     app.use(inject_services)
+    app.use(refuse_foreign)
     app.command("/pgconn")(ack_first(slash.pgconn_command, services))
     for action_id in ACTION_IDS:
         app.action(action_id)(ack_first(actions.remediation_button, services))
     app.event("message")(ack_first(events.message, services))
+
+
+async def foreign_origin(services: Services, context: Any, body: dict[str, Any]) -> str | None:
+    """Why a Slack request is not from pgconn's own workspace (bot.authz.foreign), or None."""
+    s = services.settings
+    installed = context.authorize_result
+    why = foreign(
+        home_team=getattr(installed, "team_id", None),
+        home_enterprise=getattr(installed, "enterprise_id", None),
+        teams=(context.team_id, context.actor_team_id),
+        enterprises=(context.enterprise_id, context.actor_enterprise_id),
+        ext_shared=body.get("is_ext_shared_channel") is True,
+        allowed=s.allowed_teams,
+        allow_shared=s.allow_shared_channels,
+    )
+    if why is not None or s.allow_shared_channels:
+        return why
+    # Commands and clicks do not say whether their channel is shared: Slack is asked (cached).
+    shown = body.get("channel")
+    channel = body.get("channel_id") or (shown.get("id") if isinstance(shown, dict) else None)
+    asks = body.get("command") or body.get("type") == "block_actions"
+    if asks and isinstance(channel, str) and await services.authoriser.channel_shared(channel):
+        return f"channel {channel[:20]}, shared with another organisation"
+    return None
 
 
 def http_routes(services: Services) -> list[BaseRoute]:

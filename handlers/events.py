@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from bot.authz import may_answer_message
 from bot.detect import mentions_exhaustion
 from bot.errors import PgconnError
 from bot.services import Services
@@ -50,18 +51,18 @@ def message_text(event: dict[str, Any]) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def is_own(event: dict[str, Any], context: Any) -> bool:
-    bot_id, bot_user = context.get("bot_id"), context.get("bot_user_id")
-    return bool(
-        (bot_id and event.get("bot_id") == bot_id) or (bot_user and event.get("user") == bot_user)
-    )
-
-
 async def message(event: dict[str, Any], context: Any) -> None:
     """Bolt acks events itself; this runs after the ack."""
-    if event.get("subtype") not in _ANSWERED_SUBTYPES or is_own(event, context):
+    if event.get("subtype") not in _ANSWERED_SUBTYPES:
         return
     services: Services = context["services"]
+    if not may_answer_message(
+        event,
+        own_bot_id=context.get("bot_id"),
+        own_user_id=context.get("bot_user_id"),
+        bots=services.settings.alert_bots,
+    ):
+        return
     app = mentions_exhaustion(message_text(event), services.settings.apps)
     if app is None:
         return

@@ -61,6 +61,13 @@ def bot_env(
         # Fresh idle connections count as idle in tests; the threshold itself is tested on the inspector.
         "PGCONN_KILL_IDLE_AFTER": "0",
         "PGCONN_LOG_LEVEL": "INFO",
+        # The alerting tool the message-event tests post as (pgconn answers no other bot).
+        "PGCONN_ALERT_BOTS": "B0DATADOG",
+        # Other tests send bursts of 200 commands, many from one person about one app: the
+        # throttle's own tests start a bot with low limits (tests/hostile/test_throttle.py).
+        "PGCONN_USER_RATE": "100000",
+        "PGCONN_APP_RATE": "100000",
+        "PGCONN_MAX_IN_FLIGHT": "100000",
     }
     env.update(overrides)
     return {k: v for k, v in env.items() if v is not None}
