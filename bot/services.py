@@ -33,6 +33,7 @@ from bot.state.drains import DrainNonces
 from bot.state.incidents import IncidentStore
 from bot.state.metrics import MetricStore
 from bot.state.webhooks import WebhookSecrets
+from bot.throttle import HerokuBudget, Throttle
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Services:
     webhook_secrets: WebhookSecrets
     budget_watch: BudgetWatcher
     drain_nonces: DrainNonces
+    throttle: Throttle
     _dsn_cache: dict[str, tuple[float, str | None]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _pending: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -135,7 +137,14 @@ def slack_client(settings: Settings) -> AsyncWebClient:
 
 
 def build_services(settings: Settings) -> Services:
+    budget = HerokuBudget()
+
+    async def observe_rate_limit(response: httpx.Response) -> None:
+        budget.observe(response.headers.get("RateLimit-Remaining"))
+
     http = httpx.AsyncClient(
+        # Heroku says after every call how many of the account's API calls are left.
+        event_hooks={"response": [observe_rate_limit]},
         # The timeout is Heroku's to answer; waiting for one of our own pooled connections (a burst
         # of reports) is not Heroku being slow, so that wait has a bound of its own.
         timeout=httpx.Timeout(
@@ -181,4 +190,12 @@ def build_services(settings: Settings) -> Services:
         webhook_secrets=WebhookSecrets(redis),
         budget_watch=BudgetWatcher(settings, heroku=heroku, slack=slack, store=BudgetWatchStore(redis)),
         drain_nonces=DrainNonces(redis),
+        throttle=Throttle(
+            redis,
+            budget,
+            user_rate=settings.user_rate,
+            app_rate=settings.app_rate,
+            max_in_flight=settings.max_in_flight,
+            heroku_reserve=settings.heroku_reserve,
+        ),
     )

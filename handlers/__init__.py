@@ -28,23 +28,40 @@ Listener = Callable[..., Coroutine[Any, Any, None]]
 ACK_HEAD_START_S = 0.005
 
 
-def ack_first(listener: Listener, services: Services) -> Listener:
+BUSY = (
+    ":hourglass: pgconn is busy with {n} requests right now and refused this one so as not to fall "
+    "behind. Nothing was done; try again in a few seconds."
+)
+
+
+def ack_first(listener: Listener, services: Services, *, bounded: bool = True) -> Listener:
     """Acknowledge at once; run the listener after the response, as a task.
 
     Bolt injects arguments by the names it reads through functools.wraps, so the listener
     gets exactly what it asks for; its own `await ack()` then changes nothing. Events
     listeners take no `ack`: Bolt acknowledges them when this returns, i.e. at once.
+    `bounded` work is refused (with a sentence, when it came with a response URL) while the
+    process already works on PGCONN_MAX_IN_FLIGHT requests; clicks are not bounded.
     """
 
     @functools.wraps(listener)
     async def run(**kwargs: Any) -> None:
         ack = kwargs.get("ack")
+        throttle = services.throttle
+        if not throttle.enter(bounded=bounded):
+            log.warning("refused %s: %d requests in flight", listener.__name__, throttle.in_flight)
+            if ack is not None:
+                await ack(text=BUSY.format(n=throttle.in_flight))
+            return
         if ack is not None:
             await ack()
 
         async def work() -> None:
-            await asyncio.sleep(ACK_HEAD_START_S)
-            await listener(**kwargs)
+            try:
+                await asyncio.sleep(ACK_HEAD_START_S)
+                await listener(**kwargs)
+            finally:
+                throttle.leave()
 
         services.spawn(work(), name=listener.__name__)
 
@@ -80,7 +97,7 @@ def register(app: AsyncApp, services: Services) -> None:
     app.use(refuse_foreign)
     app.command("/pgconn")(ack_first(slash.pgconn_command, services))
     for action_id in ACTION_IDS:
-        app.action(action_id)(ack_first(actions.remediation_button, services))
+        app.action(action_id)(ack_first(actions.remediation_button, services, bounded=False))
     app.event("message")(ack_first(events.message, services))
 
 

@@ -46,6 +46,10 @@ async def pgconn_command(
             "Nothing was done.",
         )
         return
+    refusal = await services.throttle.refusal(user, parsed.verb, parsed.app)
+    if refusal is not None:
+        await tell(respond, refusal)
+        return
     try:
         await VERB_HANDLERS[parsed.verb](services, parsed, command, respond, client)
     except PgconnError as exc:
