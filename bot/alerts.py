@@ -92,6 +92,7 @@ class Observation:
 
     fatal: int = 0  # refused-connection lines ("too many connections", reserved slots)
     excerpt: str = ""  # the latest of them
+    source: str = ""  # who logged it: "web.3" (the app's own output), "postgres.1234" (Postgres)
     role: str | None = None
     readings: tuple[int, ...] = ()  # heroku-postgres active-connections samples, in order
     probe: int | None = None  # the role's connections, counted by pgconn itself
@@ -205,6 +206,7 @@ def decide(
             limit=limit,
             last_metric_at=now if obs.readings else None,
             excerpt=obs.excerpt,
+            source=obs.source,
             role=obs.role,
             channel=channel,
             poster=token,
@@ -228,6 +230,7 @@ def decide(
         changes["fatal"] = s.fatal + obs.fatal
     if obs.excerpt:
         changes["excerpt"] = obs.excerpt
+        changes["source"] = obs.source
     if obs.role:
         changes["role"] = obs.role
     if a.worst is not None:
@@ -379,11 +382,16 @@ class _Pending:
     fatal: dict[str | None, int] = field(default_factory=dict)  # attachment (None: primary) → lines
     excerpt: str = ""
     role: str | None = None
+    source: str = ""  # proc of the latest refusal line: "web.3" (app output), "postgres.1234" …
     samples: dict[str, list[Sample]] = field(default_factory=dict)  # add-on → samples
     attempts: int = 0
 
     MAX_SAMPLES = 2000  # per add-on; a burst beyond this keeps its newest part
     MAX_ATTEMPTS = 5
+    # Distinct databases named by one batch. The names come from the lines themselves (a
+    # Postgres line's `[ATTACHMENT]`, a metric's `addon=`): 12,000 forged names fit in one frame,
+    # and each would have been an incident of its own. An app has a handful of databases.
+    MAX_DATABASES = 8
 
     @property
     def size(self) -> int:
@@ -395,11 +403,16 @@ class _Pending:
                 if sig.active is None:
                     continue
                 key = sig.database or PRIMARY_ATTACHMENT
+                if key not in self.samples and len(self.samples) >= self.MAX_DATABASES:
+                    continue
                 # Distinct scores keep every sample of one request in order.
                 self.samples.setdefault(key, []).append(Sample(now + i * 1e-6, sig.active, sig.waiting))
             else:
+                if sig.database not in self.fatal and len(self.fatal) >= self.MAX_DATABASES:
+                    continue
                 self.fatal[sig.database] = self.fatal.get(sig.database, 0) + 1
                 self.excerpt = sig.excerpt
+                self.source = sig.app_proc
                 self.role = sig.role or self.role
         for samples in self.samples.values():
             if len(samples) > self.MAX_SAMPLES:
@@ -409,6 +422,7 @@ class _Pending:
         for k, v in newer.fatal.items():
             self.fatal[k] = self.fatal.get(k, 0) + v
         self.excerpt = newer.excerpt or self.excerpt
+        self.source = newer.source or self.source
         self.role = newer.role or self.role
         for k, samples in newer.samples.items():
             mine = self.samples.setdefault(k, [])
@@ -659,17 +673,20 @@ class AlertEngine:
         self._known[app] = known
         return known
 
-    def _database_key(self, known: _Known | None, attachment: str | None) -> str:
-        """The add-on name for app output (primary) or a Postgres log line's attachment."""
+    def _database_key(self, known: _Known | None, attachment: str | None) -> str | None:
+        """The add-on name for app output (primary) or a Postgres log line's attachment; None
+        for an attachment the app does not have. Those names come from the log lines (anyone
+        who can write to the drain, or make the app log, chooses them): only the app's own
+        databases open incidents. Before the app could be resolved, only the primary counts."""
         attachment = attachment or PRIMARY_ATTACHMENT
         if known is None:
-            return attachment
+            return attachment if attachment == PRIMARY_ATTACHMENT else None
         for db in known.databases:
             if db.attachment_name == attachment:
                 return db.addon_name
         if attachment == PRIMARY_ATTACHMENT and known.databases:
             return known.databases[0].addon_name
-        return attachment
+        return None
 
     async def _limit(self, app: str, known: _Known | None, database: str) -> int | None:
         if known is None:
@@ -694,14 +711,24 @@ class AlertEngine:
         samples: dict[tuple[str, str], list[Sample]] = {}
         for attachment, count in pending.fatal.items():
             key = self._database_key(known, attachment)
+            if key is None:
+                log.warning("alerts for %s: ignored %d refusals naming a database it has not", app, count)
+                continue
             prev = observations.get(key, Observation())
             observations[key] = replace(
-                prev, fatal=prev.fatal + count, excerpt=pending.excerpt, role=pending.role
+                prev, fatal=prev.fatal + count, excerpt=pending.excerpt, role=pending.role,
+                source=pending.source,
             )
         addons = {db.addon_name for db in known.databases} if known is not None else set()
         for name, batch in pending.samples.items():
             # Metrics name the add-on; a line with only `source=` names an attachment.
-            database = name if name in addons else self._database_key(known, name)
+            # Before the app is resolved (Heroku unreachable) a sample keeps its add-on name: the
+            # batch holds at most _Pending.MAX_DATABASES of them.
+            found = name if known is None or name in addons else self._database_key(known, name)
+            if found is None:
+                log.warning("alerts for %s: ignored %d samples of a database it has not", app, len(batch))
+                continue
+            database = found
             samples[(app, database)] = samples.get((app, database), []) + batch
             prev = observations.get(database, Observation())
             observations[database] = replace(prev, readings=prev.readings + tuple(s.active for s in batch))

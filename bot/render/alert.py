@@ -148,7 +148,8 @@ def alert_blocks(
         blocks.append(_section(trend))
     if incident.excerpt:
         role = f" (role {code(incident.role, 40)})" if incident.role else ""
-        blocks.append(_context(f"Latest refusal{role}: {code(incident.excerpt, 300)}"))
+        excerpt = code(incident.excerpt, 300)
+        blocks.append(_context(f"Latest refusal{role}: {excerpt}{_source(incident.source)}"))
     if incident.last_error and not incident.posted:
         blocks.append(_context(f"Posted late: Slack refused earlier ({escape(incident.last_error)})"))
     part = _report_part(report, with_actions=not resolved)
@@ -192,4 +193,16 @@ def resolved_reply(incident: Incident, resolve_after_s: float) -> str:
     return (
         f":white_check_mark: Resolved after {duration(lasted)}: below the warning threshold for "
         f"{duration(resolve_after_s)}.{conn} {_counts(incident)} in all."
+    )
+
+
+def _source(proc: str) -> str:
+    """Who logged the refusal. The app's own output can say anything (an app that logs request
+    parameters lets any visitor write "too many connections" into it); Postgres's log and
+    Heroku's metrics cannot be written by the app. The connection count above is pgconn's own."""
+    if not proc or proc.startswith(("postgres", "heroku-postgres")):
+        return ""
+    return (
+        f" — logged by the app itself ({code(proc, 20)}): any text the app logs can read like this, "
+        "so trust the connection count above, which pgconn reads itself"
     )

@@ -72,6 +72,7 @@ class Incident:
     limit: int | None = None
     last_metric_at: float | None = None  # last heroku-postgres sample (metrics drive resolution)
     excerpt: str = ""  # latest refused-connection line, as logged
+    source: str = ""  # the proc that logged it: "web.3" (app output), "postgres.1234", "heroku-postgres"
     role: str | None = None
     # Slack side
     channel: str = ""
