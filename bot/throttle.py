@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
@@ -34,14 +35,27 @@ WINDOW_S = 60
 
 
 class HerokuBudget:
-    """The account's rate-limit tokens as Heroku last reported them (`RateLimit-Remaining`)."""
+    """The account's rate-limit tokens: what Heroku last reported (`RateLimit-Remaining`), plus
+    the refill since (about 75 a minute, up to 4,500). The refill matters: while reads are
+    refused no call reports a newer count, and a count that never rose would refuse them forever."""
 
-    def __init__(self) -> None:
-        self.remaining: int | None = None
+    CAPACITY = 4500
+    REFILL_PER_S = 75 / 60
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._seen: tuple[int, float] | None = None
 
     def observe(self, header: str | None) -> None:
         if header and header.isdigit() and len(header) < 10:
-            self.remaining = int(header)
+            self._seen = (int(header), self._clock())
+
+    @property
+    def remaining(self) -> int | None:
+        if self._seen is None:
+            return None
+        count, at = self._seen
+        return min(self.CAPACITY, int(count + (self._clock() - at) * self.REFILL_PER_S))
 
 
 class Throttle:

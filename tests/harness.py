@@ -68,6 +68,8 @@ def bot_env(
         "PGCONN_USER_RATE": "100000",
         "PGCONN_APP_RATE": "100000",
         "PGCONN_MAX_IN_FLIGHT": "100000",
+        # Tests inject 429s (RateLimit-Remaining: 0); the reserve has a test of its own.
+        "PGCONN_HEROKU_RESERVE": "0",
     }
     env.update(overrides)
     return {k: v for k, v in env.items() if v is not None}

@@ -15,6 +15,7 @@ from bot.errors import ConfigError, HerokuRejected
 from bot.heroku import HerokuClient
 from bot.logs import RedactingFilter
 from bot.signing import headers_fresh, signature_valid
+from bot.throttle import HerokuBudget
 from emulators.heroku import HerokuEmulator
 from emulators.slack import slack_signature
 from tests.harness import ROOT
@@ -179,3 +180,23 @@ def test_on_a_dyno_neither_the_sandbox_nor_an_embedded_redis_starts(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(refused), result.stderr
     assert API_KEY not in result.stderr
+
+
+# --- the Heroku reserve refills -------------------------------------------------------------------
+
+
+def test_heroku_budget_counts_the_refill_since_heroku_last_said() -> None:
+    """Reads refused below the reserve make no Heroku call that could report a higher count:
+    without the refill, one 429 would refuse reports for good."""
+    now = [1000.0]
+    budget = HerokuBudget(clock=lambda: now[0])
+    assert budget.remaining is None
+    budget.observe("0")
+    assert budget.remaining == 0
+    now[0] += 60
+    assert budget.remaining == 75
+    now[0] += 86400
+    assert budget.remaining == 4500
+    for junk in ("", "-1", "1" * 20, "x"):
+        budget.observe(junk)
+    assert budget.remaining == 4500

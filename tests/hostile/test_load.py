@@ -33,7 +33,7 @@ from tests.hostile.helpers import (
     process_tcp_sockets,
     slash_body,
 )
-from tests.support import DRAIN_TOKEN, role_backends
+from tests.support import drain_credentials, role_backends
 
 BURST = 200
 FORM = "application/x-www-form-urlencoded"
@@ -150,7 +150,8 @@ async def test_drain_traffic_at_thousands_of_lines_a_second_loses_nothing_and_st
     system: System, own_redis: LocalRedis, load_bot: BotProcess
 ) -> None:
     url = f"{load_bot.url}/drains/heroku/my-app"
-    headers = {"Content-Type": "application/logplex-1", "Authorization": basic_auth("x", DRAIN_TOKEN)}
+    auth = basic_auth(*drain_credentials("my-app"))
+    headers = {"Content-Type": "application/logplex-1", "Authorization": auth}
     posts = int(DRAIN_SECONDS * POSTS_PER_SECOND)
     latencies: list[float] = []
     statuses: dict[int, int] = {}

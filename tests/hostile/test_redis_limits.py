@@ -24,7 +24,7 @@ from tests.bot.samples import fatal_line, frame, logplex_headers
 from tests.conftest import System
 from tests.harness import ADMIN, ALERT_CHANNEL, OPS_CHANNEL, BotProcess
 from tests.hostile.helpers import basic_auth, click, dedicated_bot, post_report, slash_body
-from tests.support import DRAIN_TOKEN, blocks_text
+from tests.support import blocks_text, drain_credentials
 
 MINI_CLIENTS = 20  # Heroku Key-Value Store mini: 20 client connections
 POOL = 8  # PGCONN_REDIS_MAX_CONNECTIONS' default
@@ -168,7 +168,7 @@ class SlotHog:
 async def test_when_redis_refuses_pgconn_it_keeps_the_signals_and_recovers_by_itself(
     system: System, mini_redis: LocalRedis, mini_bot: BotProcess
 ) -> None:
-    auth = basic_auth("h", DRAIN_TOKEN)
+    auth = basic_auth(*drain_credentials("my-app"))
     hog = SlotHog(mini_redis)
     hog.take_every_slot()
     try:
