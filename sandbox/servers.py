@@ -227,7 +227,7 @@ class LocalRedis:
         import ssl
 
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as raw:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as raw:
                 s: socket.socket = raw
                 if self.tls:
                     context = ssl.create_default_context()
@@ -255,6 +255,8 @@ class LocalRedis:
                 "no",
                 "--dir",
                 str(self.workdir),
+                "--logfile",
+                str(self.workdir / "redis.log"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -264,7 +266,9 @@ class LocalRedis:
             if self._pong():
                 return
             time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
+        log = self.workdir / "redis.log"
+        tail = log.read_text(errors="replace")[-500:] if log.exists() else "no log"
+        raise RuntimeError(f"redis-server did not start: {tail}")
 
     def stop_server(self) -> None:
         if self.process is not None:
