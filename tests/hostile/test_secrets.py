@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from urllib.parse import quote, urlsplit
 
 import pytest
 
+from sandbox.process import ROOT
 from tests.bot.samples import fatal_line, frame
 from tests.conftest import System
 from tests.hostile.conftest import TRAFFIC
@@ -29,6 +33,7 @@ from tests.hostile.helpers import (
     slash,
     thread_reply,
 )
+from tests.hostile.log_control import PLANTED
 from tests.support import API_KEY, DB_PASSWORD, DRAIN_TOKEN, SECRETS
 
 
@@ -63,6 +68,43 @@ def leaks(texts: Iterator[tuple[str, str]]) -> list[str]:
                     at = text.index(form)
                     found.append(f"{where}: {text[max(0, at - 60):at + 60]!r}")
     return found
+
+
+def found(texts: Iterator[tuple[str, str]]) -> set[str]:
+    """Which secrets the scan finds, in any of their forms."""
+    return {s for where, text in texts for s in SECRETS for form in forms(s) if form in text}
+
+
+def control_log(path: str, mode: str) -> str:
+    """What pgconn's logging set-up writes when secrets are planted at `path`, with the
+    redacting filter on (as built) or off (removed)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.hostile.log_control", path, mode],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "exception",
+        "library",
+        pytest.param("uvicorn", marks=pytest.mark.xfail(
+            strict=True, reason="uvicorn logs through its own handler, not the scrubber: issue 14 routes it"
+        )),
+    ],
+)
+def test_the_scan_finds_planted_secrets_without_the_filter_and_none_with_it(path: str) -> None:
+    """The positive control: the whole-session scan below could pass by seeing nothing. Here
+    the same scan (`leaks`) reads a log in which secrets were planted where the scrubber must
+    catch them: it must find each one when the filter is removed, and none when it is on."""
+    unfiltered = control_log(path, "off")
+    assert found(iter([("unfiltered", unfiltered)])) == PLANTED[path], unfiltered
+    filtered = control_log(path, "on")
+    assert "[redacted]" in filtered
+    assert leaks(iter([("filtered", filtered)])) == []
 
 
 @pytest.fixture
@@ -111,6 +153,8 @@ async def test_a_debug_logging_bot_leaks_nothing_through_its_noisiest_paths(
 
 def test_no_secret_reached_slack_or_any_bot_log() -> None:
     """Runs last (see conftest): the whole session's Slack traffic and bot logs."""
+    # The scan itself sees each secret in each form it looks for (on real logs: the control above).
+    assert all(leaks(iter([("planted", f"x{form}y")])) for secret in SECRETS for form in forms(secret))
     texts = list(slack_texts())
     logs = [(f"bot log {bot.log_path}", bot.logs()) for bot in TRAFFIC.bots]
     scanned = sum(len(text) for _, text in texts + logs)
