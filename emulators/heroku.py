@@ -306,6 +306,15 @@ class HerokuEmulator:
         return endpoint
 
     async def _answer(self, request: Request, handler: Handler) -> Response:
+        # Heroku checks who is asking, and for which API version, before anything else can go
+        # wrong: a client with a bad key or no version gets that answer, not an injected fault.
+        try:
+            self._authenticate(request)
+        except HerokuApiError as exc:
+            return exc.response()
+        unversioned = _missing_version(request)
+        if unversioned is not None:
+            return unversioned
         fault = self._take_fault(request.method, request.url.path)
         if fault is not None:
             if fault.delay > 0:
@@ -313,7 +322,6 @@ class HerokuEmulator:
             if fault.body is not None or fault.status >= 400:
                 return _fault_response(fault)
         try:
-            self._authenticate(request)
             return await handler(request)
         except HerokuApiError as exc:
             return exc.response()
@@ -848,7 +856,44 @@ class HerokuEmulator:
         raise HerokuApiError(404, "not_found", "Couldn't find that database.", "database")
 
 
+def _accept_version(request: Request) -> str | None:
+    """The `version=` of an `application/vnd.heroku+json` Accept header ("3", "3.sdk"), if any."""
+    for media in request.headers.get("accept", "").split(","):
+        kind, *params = (part.strip() for part in media.split(";"))
+        if kind.lower() != "application/vnd.heroku+json":
+            continue
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "version" and value.strip():
+                return value.strip()
+    return None
+
+
+def _missing_version(request: Request) -> Response | None:
+    """The Platform API answers 400 `missing_version` to a request that does not name version 3
+    in Accept, with this body (`error`, not `message`), as reported verbatim in
+    marc0der/gradle-heroku#4, Strider-CD/strider#1052 and markbates/goth#340 (Dev Center
+    "Platform API Reference", Clients). The Postgres API under /client/ is another service; the
+    CLI sends it the same header, but nothing says it requires it."""
+    if request.url.path.startswith("/client/"):
+        return None
+    version = _accept_version(request)
+    if version is not None and version.split(".")[0] == "3":
+        return None
+    return JSONResponse(
+        {"id": "missing_version", "error": "Please specify a version along with Heroku's API MIME type. "
+         "For example, `Accept: application/vnd.heroku+json; version=3`.\n"},
+        status_code=400,
+    )
+
+
 def _inclusions(request: Request) -> frozenset[str]:
+    """What `Accept-Inclusion` embeds: only with the `3.sdk` variant the CLI asks for when it
+    sends the header (heroku/cli `src/lib/addons/resolve.ts` and ../shared/contracts/README.md:
+    `Accept: application/vnd.heroku+json; version=3.sdk` with `Accept-Inclusion:
+    addon:plan,config_vars`); plain version 3 ignores it."""
+    if _accept_version(request) != "3.sdk":
+        return frozenset()
     header = request.headers.get("accept-inclusion", "")
     return frozenset(part.strip() for part in header.split(",") if part.strip())
 

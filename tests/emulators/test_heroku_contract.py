@@ -191,10 +191,15 @@ def server(emulator: HerokuEmulator,
     swap.target = None
 
 
+# What the CLI sends to have plans and config vars embedded (heroku/cli src/lib/addons/resolve.ts).
+VERSION_3 = "application/vnd.heroku+json; version=3"
+INCLUSION = {"Accept-Inclusion": "addon:plan,config_vars"}
+INCLUDING = {"Accept": "application/vnd.heroku+json; version=3.sdk", **INCLUSION}
+
+
 @pytest.fixture
 def api(server: RunningServer) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {API_KEY}",
-               "Accept": "application/vnd.heroku+json; version=3"}
+    headers = {"Authorization": f"Bearer {API_KEY}", "Accept": VERSION_3}
     with httpx.Client(base_url=server.url, headers=headers, timeout=10) as client:
         yield client
 
@@ -304,9 +309,7 @@ def test_config_vars_include_database_url(api: httpx.Client, app_dsn: str) -> No
 
 def test_attachments_with_inclusion_carry_plan_and_config_vars(api: httpx.Client,
                                                                app: EmulatedApp) -> None:
-    headers = {"Accept": "application/vnd.heroku+json; version=3.sdk",
-               "Accept-Inclusion": "addon:plan,config_vars"}
-    rows = call(api, "GET", f"/apps/{APP}/addon-attachments", headers=headers)
+    rows = call(api, "GET", f"/apps/{APP}/addon-attachments", headers=INCLUDING)
     assert [r["name"] for r in rows] == ["DATABASE"]
     row = rows[0]
     assert row["config_vars"] == ["DATABASE_URL"]
@@ -316,9 +319,49 @@ def test_attachments_with_inclusion_carry_plan_and_config_vars(api: httpx.Client
     # Apart from the included fields, the shape is the schema's.
     del row["config_vars"], row["addon"]["plan"], row["addon"]["config_vars"]
     assert_matches_schema("GET", f"/apps/{APP}/addon-attachments", rows)
-    # Without the header, nothing extra (the schema forbids it on the embedded add-on).
-    plain = call(api, "GET", f"/apps/{APP}/addon-attachments")
-    assert "config_vars" not in plain[0] and "plan" not in plain[0]["addon"]
+    # Without the header, or with it on plain version 3, nothing extra (the schema forbids it
+    # on the embedded add-on).
+    for plain in (
+        call(api, "GET", f"/apps/{APP}/addon-attachments"),
+        call(api, "GET", f"/apps/{APP}/addon-attachments", headers=INCLUSION),
+    ):
+        assert "config_vars" not in plain[0] and "plan" not in plain[0]["addon"]
+
+
+MISSING_VERSION = {
+    "id": "missing_version",
+    "error": "Please specify a version along with Heroku's API MIME type. For example, "
+    "`Accept: application/vnd.heroku+json; version=3`.\n",
+}
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [None, "application/json", "*/*", "application/vnd.heroku+json", "application/vnd.heroku+json; version=2",
+     "application/vnd.heroku+json; version="],
+)
+def test_a_request_without_version_3_in_accept_is_400_missing_version(
+    server: RunningServer, emulator: HerokuEmulator, accept: str | None
+) -> None:
+    headers = {"Authorization": f"Bearer {API_KEY}"} | ({"Accept": accept} if accept else {})
+    emulator.inject(path="/formation", status=503, times=5)  # checked before anything can fail
+    response = httpx.get(f"{server.url}/apps/{APP}/formation", headers=headers, timeout=10)
+    assert (response.status_code, response.json()) == (400, MISSING_VERSION)
+    assert httpx.patch(f"{server.url}/apps/{APP}/formation/web", json={"quantity": 9}, headers=headers,
+                       timeout=10).status_code == 400
+    assert emulator.apps[APP].formation["web"].quantity != 9
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-key"])
+def test_authentication_is_checked_before_an_injected_fault(
+    server: RunningServer, emulator: HerokuEmulator, authorization: str | None
+) -> None:
+    emulator.inject(path="/formation", status=503, times=5)
+    headers = {"Accept": VERSION_3}
+    if authorization:
+        headers["Authorization"] = authorization
+    response = httpx.get(f"{server.url}/apps/{APP}/formation", headers=headers, timeout=10)
+    assert (response.status_code, response.json()["id"]) == (401, "unauthorized")
 
 
 @pytest.mark.parametrize("ident", ["DATABASE", "DATABASE_URL"])
@@ -683,8 +726,7 @@ def test_connection_pooling_on_standard(emulator: HerokuEmulator, api: httpx.Cli
     assert_matches_schema("GET", f"/addon-attachments/{body['id']}", body)
     assert big.config_vars["DATABASE_CONNECTION_POOL_URL"] == postgres_url(app_dsn)
     assert [a.name for a in big.pooling_attachments] == ["DATABASE_CONNECTION_POOL"]
-    rows = call(api, "GET", "/apps/shop-big/addon-attachments",
-                headers={"Accept-Inclusion": "addon:plan,config_vars"})
+    rows = call(api, "GET", "/apps/shop-big/addon-attachments", headers=INCLUDING)
     assert [(r["name"], r["config_vars"]) for r in rows] == [
         ("DATABASE", ["DATABASE_URL"]),
         ("DATABASE_CONNECTION_POOL", ["DATABASE_CONNECTION_POOL_URL"])]
@@ -704,7 +746,7 @@ def test_requests_without_the_key_are_refused(server: RunningServer) -> None:
         assert response.status_code == 401 and response.json() == expected
     data = httpx.get(f"{server.url}/client/v11/databases/x", headers={"Authorization": "Bearer no"})
     assert data.status_code == 401
-    basic = httpx.get(f"{server.url}/apps/{APP}", auth=("", API_KEY))
+    basic = httpx.get(f"{server.url}/apps/{APP}", auth=("", API_KEY), headers={"Accept": VERSION_3})
     assert basic.status_code == 200
 
 
@@ -799,7 +841,7 @@ def test_database_unreachable(shared_server: tuple[RunningServer, SwappableApp],
     swap.target = dead.app
     try:
         with httpx.Client(base_url=running.url, timeout=10,
-                          headers={"Authorization": f"Bearer {API_KEY}"}) as api:
+                          headers={"Authorization": f"Bearer {API_KEY}", "Accept": VERSION_3}) as api:
             # Dynos restart whether or not the database answers.
             call(api, "DELETE", f"/apps/{APP}/dynos", expect=202)
             assert app.restarts[-1].terminated == 0
