@@ -3,8 +3,8 @@ commands (twice), and drain traffic at a few thousand lines a second. Nothing is
 command is answered once, every refused-connection line is counted — and afterwards the
 process's memory, file descriptors and database connections are back where they were.
 
-The drain run lasts 10 s by default; PGCONN_LONG_LOAD=1 runs the full 60 s. Figures are
-printed (pytest -s) for the README's Reliability table.
+The drain run lasts 10 s by default; PGCONN_LONG_LOAD=1 runs the full 60 s. The tests assert
+behaviour only; figures are printed (pytest -s), and bench/run measures throughput and memory.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sandbox.servers import LocalRedis
 from tests.bot.samples import app_line as app_output
 from tests.bot.samples import fatal_line, frame, metric_line, router_line
 from tests.conftest import System
-from tests.harness import ALERT_CHANNEL, OPS_CHANNEL, BotProcess
+from tests.harness import ALERT_CHANNEL, OPS_CHANNEL, BotProcess, settled
 from tests.hostile.helpers import (
     basic_auth,
     dedicated_bot,
@@ -61,70 +61,54 @@ def footprint(bot: BotProcess) -> dict[str, int]:
 
 
 async def settle(bot: BotProcess) -> dict[str, int]:
-    """Measure once the burst's work is done and its short-lived sockets are closed."""
-    await asyncio.sleep(1.0)
+    """Measure once the bot says every request's work is done."""
+    await settled(bot, timeout=120)
     return footprint(bot)
 
 
-async def burst(system: System, bot: BotProcess, count: int) -> list[float]:
-    """`count` signed /pgconn my-app at once, over one client; returns each ack's latency."""
+async def burst(system: System, count: int) -> None:
+    """`count` signed /pgconn my-app at once, delivered by the Slack emulator (which records any
+    acknowledgement later than Slack's 3 s); waits until every report is posted."""
     before = len(system.slack.messages(OPS_CHANNEL))
     bodies = [slash_body(system, "my-app") for _ in range(count)]
-    limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-
-        async def send(body: bytes) -> tuple[int, float]:
-            headers = {"Content-Type": FORM, **system.slack.sign(body, int(time.time()))}
-            t0 = time.monotonic()
-            response = await client.post(bot.events_url, content=body, headers=headers)
-            return response.status_code, time.monotonic() - t0
-
-        answers = await asyncio.gather(*(send(body) for body in bodies))
-    assert [status for status, _ in answers] == [200] * count
+    answers = await asyncio.gather(*(system.slack.deliver(body, kind="slash_command") for body in bodies))
+    assert [a.status_code for a in answers] == [200] * count
     await system.slack.wait_for(
         lambda: len(system.slack.messages(OPS_CHANNEL)) - before >= count, timeout=120
     )
-    return [elapsed for _, elapsed in answers]
 
 
 async def test_two_hundred_concurrent_slash_commands_all_answered_once_and_resources_level(
     system: System, load_bot: BotProcess
 ) -> None:
-    await burst(system, load_bot, 10)  # warm-up: imports, the reserved connection
-    baseline = footprint(load_bot)
+    await burst(system, 10)  # warm-up: imports, the reserved connection
+    baseline = await settle(load_bot)
     backends = role_backends(system.pg)
-    started = time.monotonic()
-    first = await burst(system, load_bot, BURST)
-    first_s = time.monotonic() - started
+    await burst(system, BURST)
     after_first = await settle(load_bot)
-    started = time.monotonic()
-    second = await burst(system, load_bot, BURST)
-    second_s = time.monotonic() - started
+    await burst(system, BURST)
     after_second = await settle(load_bot)
 
     reports = [m for m in system.slack.messages(OPS_CHANNEL) if m.blocks]
     assert len(reports) == 10 + 2 * BURST  # every command answered, none twice
     assert not system.slack.ephemerals  # and none of them with an error
-    acks = sorted(first + second)
-    late = sum(a > 3.0 for a in acks)
+    # Slack shows the person an error for an acknowledgement later than 3 s: none was.
+    acks = sorted(d.elapsed for d in system.slack.deliveries)
+    assert len(acks) == 10 + 2 * BURST
+    assert [d.elapsed for d in system.slack.deliveries if d.late] == []
     print(
-        f"\nslash burst: {2 * BURST} commands in two bursts of {BURST}; all reports in {first_s:.1f}s / "
-        f"{second_s:.1f}s; ack p50 {statistics.median(acks) * 1000:.0f} ms, "
-        f"p95 {acks[int(len(acks) * 0.95)] * 1000:.0f} ms, max {acks[-1] * 1000:.0f} ms, late (>3 s) {late}; "
+        f"\nslash burst: {2 * BURST} commands in two bursts of {BURST}; ack p50 "
+        f"{statistics.median(acks) * 1000:.0f} ms, max {acks[-1] * 1000:.0f} ms; "
         f"RSS {baseline['rss_kb'] // 1024} → {after_first['rss_kb'] // 1024} → "
-        f"{after_second['rss_kb'] // 1024} MB; fds {baseline['fds']} → {after_first['fds']} → "
-        f"{after_second['fds']}; sockets {baseline['sockets']} → {after_first['sockets']} → "
+        f"{after_second['rss_kb'] // 1024} MB; sockets {baseline['sockets']} → {after_first['sockets']} → "
         f"{after_second['sockets']}; role backends {backends} → {role_backends(system.pg)}"
     )
-    # Level: the database sees what it saw before; sockets stay within what the connection
-    # pools may keep (Heroku keep-alive, Redis), however many requests went through them; and
-    # the second burst costs no more memory than the first did (no per-request leak).
+    # Level: the database sees what it saw before, and sockets and descriptors stay within what
+    # the connection pools may keep (Heroku keep-alive, Redis), however many requests went
+    # through them. (Memory per burst is a figure: bench/run measures it.)
     assert role_backends(system.pg) == backends
     assert after_second["sockets"] <= baseline["sockets"] + POOL_CAPS
     assert after_second["fds"] <= baseline["fds"] + POOL_CAPS
-    growth_first = after_first["rss_kb"] - baseline["rss_kb"]
-    growth_second = after_second["rss_kb"] - after_first["rss_kb"]
-    assert growth_second <= max(growth_first // 2, 8 * 1024), (growth_first, growth_second)
     assert load_bot.alive()
 
 
@@ -197,8 +181,7 @@ async def test_drain_traffic_at_thousands_of_lines_a_second_loses_nothing_and_st
         f"{samples[-1]['rss_kb'] // 1024} → {after['rss_kb'] // 1024} MB; fds {samples[0]['fds']} → "
         f"{after['fds']}; sockets {samples[0]['sockets']} → {after['sockets']}"
     )
-    assert lines / elapsed >= 2000  # the offered load really was thousands of lines a second
-    # Level: memory from a third of the way in to the end grows by little, descriptors return.
-    assert after["rss_kb"] - samples[0]["rss_kb"] <= 24 * 1024, (samples, after)
+    # Level: descriptors return to where they were a third of the way in. (Throughput and memory
+    # are figures: bench/run measures them, scenarios 3 and 5.)
     assert after["fds"] <= samples[0]["fds"] + 4 and after["sockets"] <= samples[0]["sockets"] + 2
     assert load_bot.alive()
