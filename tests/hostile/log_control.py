@@ -3,8 +3,8 @@ control of the secret scan (tests/hostile/test_secrets.py).
 
     python -m tests.hostile.log_control PATH on|off
 
-PATH is where the secrets are planted; `off` removes the redacting filter first (what a
-change that dropped it would do). The scan must find every planted secret with `off`, and
+PATH is where the secrets are planted; `off` removes the scrubber first (what a change that
+dropped it would do). The scan must find every planted secret with `off`, and
 none with `on`.
 """
 
@@ -19,7 +19,10 @@ import psycopg
 import uvicorn
 
 from bot import logs
+from bot.__main__ import server_config
+from bot.config import Settings
 from emulators.serve import free_port
+from tests.harness import bot_env
 from tests.support import API_KEY, BOT_TOKEN, DB_PASSWORD, DRAIN_TOKEN, SIGNING_SECRET
 
 # What bot/__main__.py gives the filter: the configured secrets (a database password is not
@@ -49,16 +52,18 @@ def library_lines() -> None:
 
 def uvicorn_error_path() -> None:
     """An exception escaping the ASGI app, logged by uvicorn itself, configured as
-    bot/__main__.py configures it (uvicorn.Config after configure_logging)."""
+    bot/__main__.py configures it (its server_config, after configure_logging)."""
 
     async def app(scope: dict[str, object], receive: object, send: object) -> None:
         if scope["type"] == "http":
             raise RuntimeError(f"could not reach {BAD_URL} with {API_KEY}")
 
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                            lifespan="off")
-    server = uvicorn.Server(config)
+    settings = Settings.from_env(
+        bot_env(slack_url="http://127.0.0.1:1", heroku_url="http://127.0.0.1:1", redis_url="redis://127.0.0.1:1",
+                port=port)
+    )
+    server = uvicorn.Server(server_config(app, settings))  # exactly the bot's uvicorn settings
 
     async def run() -> None:
         serving = asyncio.create_task(server.serve())
@@ -83,7 +88,10 @@ PLANTED = {
 
 def main(path: str, mode: str) -> None:
     if mode == "off":
+        # The scrubber removed: the filter passes records as they are, and scrubs nothing
+        # where the formatter asks it to.
         logs.RedactingFilter.filter = lambda self, record: True  # type: ignore[method-assign]
+        logs.RedactingFilter.scrub = lambda self, text: text  # type: ignore[method-assign]
     logs.configure_logging("DEBUG", CONFIGURED)
     PATHS[path]()
 

@@ -91,9 +91,7 @@ def control_log(path: str, mode: str) -> str:
     [
         "exception",
         "library",
-        pytest.param("uvicorn", marks=pytest.mark.xfail(
-            strict=True, reason="uvicorn logs through its own handler, not the scrubber: issue 14 routes it"
-        )),
+        "uvicorn",
     ],
 )
 def test_the_scan_finds_planted_secrets_without_the_filter_and_none_with_it(path: str) -> None:
