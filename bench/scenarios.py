@@ -17,7 +17,7 @@ import httpx
 import psycopg
 
 from bench.common import BURST, Context, SlackWatch, wait_for_count
-from bench.system import ADMIN, APP, NOT_WATCHED, OPS_CHANNEL, cpu_seconds
+from bench.system import ADMIN, APP, NOT_WATCHED, OPS_CHANNEL, cpu_seconds, rss_kb
 from bench.table import Row, percentile, summary_ms
 from bench.wire import Burster, Connection, button_click, slash_command
 from bot.diagnosis import diagnose
@@ -118,6 +118,7 @@ async def _ack_kind(
     posted: list[float] = []
     slowest: list[float] = []  # per burst, to tell one bad burst from a slow tail in every one
     sent_at: list[float] = []  # wall clock, to line bursts up with the bot's log
+    rss_before_kb = rss_kb(bot.process.pid)
     for _ in range(plan.ack_bursts):
         requests = [("POST", "/slack/events", h, b) for b, h in (make() for _ in range(BURST))]
         watch = SlackWatch(ctx.system.slack, method, channel)
@@ -155,6 +156,12 @@ async def _ack_kind(
         )
     )
     if report_kind:
+        # Memory across the bursts (tests/hostile/test_load.py asserts only that every command
+        # is answered once and descriptors stay level; how much memory a burst costs is a figure).
+        rss_after_kb = rss_kb(bot.process.pid)
+        details[name]["rss_kb_before_after_bursts"] = [rss_before_kb, rss_after_kb]
+        ctx.add(Row("1", f"bot RSS after {plan.ack_bursts} bursts of {BURST} `/pgconn {APP}` (before: "
+                    f"{rss_before_kb / 1024:.1f} MB)", value=rss_after_kb / 1024, unit="MB"))
         fu = summary_ms(posted)
         ctx.add(
             Row(
