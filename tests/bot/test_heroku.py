@@ -32,7 +32,9 @@ async def client(heroku: HerokuEmulator) -> AsyncIterator[HerokuClient]:
     async def no_sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    async with httpx.AsyncClient(timeout=0.5) as http:
+    # A client timeout no answer of the emulator comes near on a busy machine: a timed-out
+    # request would be retried, and the exact retry counts below would be off.
+    async with httpx.AsyncClient(timeout=10) as http:
         c = HerokuClient(http, api_key=API_KEY, platform_url=heroku.url, data_url=heroku.url, sleep=no_sleep)
         c.slept = slept  # type: ignore[attr-defined]
         yield c
@@ -101,11 +103,22 @@ async def test_429_retry_after_is_honoured_then_surfaced(
     assert info.value.retry_after == 60
 
 
+async def no_wait(seconds: float) -> None:
+    """Retries without their back-off: these tests count attempts, not seconds."""
+
+
 async def test_timeout_and_malformed_json(client: HerokuClient, heroku: HerokuEmulator) -> None:
-    heroku.inject(path="/formation", status=200, delay=1.0, times=10)
-    with pytest.raises(HerokuUnavailable) as info:
-        await client.formation("my-app")
+    # Only the slowed path is asked here, so a short timeout cannot trip on anything else; each
+    # answer is three times later than the timeout, however busy the machine.
+    heroku.inject(path="/formation", status=200, delay=1.5, times=10)
+    async with httpx.AsyncClient(timeout=0.5) as http:
+        impatient = HerokuClient(
+            http, api_key=API_KEY, platform_url=heroku.url, data_url=heroku.url, sleep=no_wait
+        )
+        with pytest.raises(HerokuUnavailable) as info:
+            await impatient.formation("my-app")
     assert "did not answer in time" in info.value.message
+    assert len([r for r in heroku.requests if r.path.endswith("/formation")]) == 4  # 1 + 3 retries
     heroku.faults.clear()
     heroku.inject(path="/config-vars", status=200, body=b"{not json", times=1)
     with pytest.raises(HerokuUnavailable) as info2:
