@@ -6,7 +6,9 @@ import asyncio
 import gc
 import logging
 import os
+import signal
 import sys
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -68,11 +70,20 @@ def main() -> None:
         embedded = _embedded_redis()
         if embedded is not None:
             settings = _with_redis(settings, embedded.url)
+            # uvicorn shuts down gracefully on SIGTERM, then raises the signal again once its
+            # own handler is gone (uvicorn/server.py `capture_signals`): with the default
+            # handler that kills the process before the `finally` below, and the embedded
+            # redis-server outlived pgconn. Ending with SystemExit runs the `finally`.
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         asyncio.run(serve(settings))
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _embedded_redis() -> LocalRedis | None:

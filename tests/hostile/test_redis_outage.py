@@ -6,6 +6,7 @@ and no incident gets a second thread."""
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 from collections.abc import Iterator
 
@@ -18,7 +19,7 @@ from bot.state.incidents import incident_key
 from sandbox.servers import LocalRedis
 from tests.bot.samples import fatal_line, frame
 from tests.conftest import System
-from tests.harness import ALERT_CHANNEL, OPS_CHANNEL, BotProcess
+from tests.harness import ALERT_CHANNEL, OPS_CHANNEL, BotProcess, new_port, start_bot
 from tests.hostile.helpers import (
     basic_auth,
     click,
@@ -192,3 +193,30 @@ async def test_signals_while_redis_is_down_update_the_same_incident_thread_when_
     )
     assert [m.ts for m in system.slack.top_level(ALERT_CHANNEL)] == [parent.ts]
     assert own_bot.alive()
+
+
+async def test_without_redis_url_the_bot_runs_an_embedded_redis_and_stops_it_on_exit(system: System) -> None:
+    """REDIS_URL unset (off a dyno): `python -m bot` starts a private redis-server, uses it for
+    claims and the audit, and stops it when it exits."""
+    env = {k: v for k, v in system.bot.env.items() if k != "REDIS_URL"}
+    process = start_bot({**env, "PORT": str(new_port())})
+    system.slack.request_url = process.events_url
+    try:
+        assert health(process)["redis"] == "up"
+        found = re.search(r"using an embedded Redis on (redis://[\w.:/]+)", process.logs())
+        assert found is not None, process.logs()
+        embedded = redis.Redis.from_url(found.group(1), socket_connect_timeout=2)
+        assert embedded.ping() and found.group(1) != system.redis_url
+        report = await post_report(system)
+        system.load.open(3, "web.1")
+        await click(system, report, "pgconn.killall")
+        reply = await thread_reply(system, report, "Kill all")
+        assert "terminated 3 of 3" in reply.text
+        await click(system, report, "pgconn.killall")  # the same click again: the claim holds
+        assert "not run again" in await ephemeral(system, "not run again")
+        assert embedded.xlen("pgconn:audit:my-app") == 1
+    finally:
+        system.slack.request_url = system.bot.events_url
+        process.stop()
+    with pytest.raises(redis.ConnectionError):
+        embedded.ping()
