@@ -168,6 +168,7 @@ async def ephemeral_with(system: System, contains: str, timeout: float = 15) -> 
 # -- 7. Slack re-sends an event that got no 2xx within 3 s: answered once all the same --------
 
 
+@pytest.mark.late_acks
 async def test_an_event_slack_retries_after_a_frozen_bot_is_answered_once(alerts: Alerts) -> None:
     slack, bot = alerts.slack, alerts.bot
     slack.event_retry_delays = (0.0, 0.5, 0.5)
