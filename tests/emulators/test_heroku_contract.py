@@ -655,8 +655,9 @@ def test_formation_changes_and_releases_are_delivered_signed_and_recorded(
         call(api, "PATCH", f"/apps/{APP}/formation/web", {"quantity": 5})
         call(api, "PATCH", f"/apps/{APP}/config-vars", {"WEB_CONCURRENCY": "2"})
         call(api, "PATCH", f"/apps/{APP}/formation/web", {"quantity": 5})  # no change: no event
-        wait_until(lambda: len(receiver.received) == 2)
-        time.sleep(0.2)
+        # Events are published while the change is made: two, the unchanged formation none.
+        assert len(emulator.webhooks.of(APP)) == 2
+        wait_until(lambda: all(d.status in ("succeeded", "failed") for d in emulator.webhooks.of(APP)))
         assert len(receiver.received) == 2
     finally:
         running.stop()
