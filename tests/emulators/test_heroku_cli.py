@@ -214,3 +214,19 @@ def test_cli_only_talked_to_the_emulator_with_the_key(cli: Heroku, emulator: Her
     assert any(p.startswith("/client/v11/databases/") for p in paths)  # data API: same server
     assert "/account" in paths  # ps, and its particleboard side request
     assert all(r.headers.get("authorization") == f"Bearer {API_KEY}" for r in emulator.requests)
+
+
+def test_the_emulators_strictness_is_what_the_real_cli_already_satisfies(
+    cli: Heroku, emulator: HerokuEmulator
+) -> None:
+    """The emulator refuses what the API refuses (no version 3 in Accept; Accept-Inclusion honoured
+    only on version=3.sdk). The real CLI, the reference client, works against it: every request it
+    sends names version 3, and it asks for inclusions only with the 3.sdk variant."""
+    for command in (("pg:info",), ("pg:killall",), ("ps",), ("ps:restart",), ("buildpacks",)):
+        ok(cli(*command, "-a", APP))
+    sent = [
+        (r.path, r.headers.get("accept", ""), r.headers.get("accept-inclusion")) for r in emulator.requests
+    ]
+    assert all("application/vnd.heroku+json; version=3" in accept for _, accept, _ in sent), sent
+    including = [(path, accept) for path, accept, inclusion in sent if inclusion]
+    assert including and all(accept.endswith("version=3.sdk") for _, accept in including), including
