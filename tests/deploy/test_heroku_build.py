@@ -217,6 +217,7 @@ def test_built_from_a_clean_clone_the_procfile_web_process_serves_healthz_and_se
         assert "https://my-pgconn.herokuapp.com/slack/events" in setup.text
         assert "pgconn.example.com" not in setup.text
         assert "PGCONN_PUBLIC_URL" in setup.text and "PGCONN_ALERT_CHANNEL" in setup.text
+        assert "my-app" not in setup.text  # names of variables, never their values
         assert all(
             secret not in setup.text for secret in config.values() if "secret" in secret or "key" in secret
         )
