@@ -154,6 +154,11 @@ class PostgresInspector:
             return await psycopg.AsyncConnection.connect(
                 dsn,
                 autocommit=True,
+                # Encrypted whatever the URL says (a keyword argument overrides the URL's own
+                # sslmode): the connection carries the app's password and its query text. Heroku
+                # Postgres serves TLS with certificates libpq cannot verify by name, hence
+                # "require" (encrypt) rather than "verify-full".
+                sslmode="require",
                 application_name=application_name,
                 connect_timeout=self._connect_timeout_s,
                 options=f"-c statement_timeout={self._statement_timeout_ms}",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emulators.serve import free_port
+from sandbox.debian import PackageUnavailable, ensure
 
 # Debian's server packages (`postgresql-15` on bookworm) install their binaries here.
 DEBIAN_POSTGRES = Path("/usr/lib/postgresql")
@@ -31,12 +32,16 @@ def _pg_bindir() -> Path:
     checkout (a clone in a mode-700 home, as /root is); the wheel's installation is then copied
     once to a shared place that account can reach. PGCONN_LOCAL_POSTGRES=wheel picks the wheel
     even when the machine has its own."""
-    debian = [] if os.environ.get("PGCONN_LOCAL_POSTGRES") == "wheel" else sorted(
-        DEBIAN_POSTGRES.glob("*/bin/initdb"),
-        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
-    )
+    wheel = os.environ.get("PGCONN_LOCAL_POSTGRES") == "wheel"
+    debian = [] if wheel else _debian_bindirs()
+    if not debian and not wheel:
+        # pgconn connects with sslmode=require, and the wheel's build has no TLS ("SSL is not
+        # supported by this build"): Debian's has, so it is installed when the process may.
+        with contextlib.suppress(PackageUnavailable):
+            ensure("postgresql", "pg_ctlcluster")
+            debian = _debian_bindirs()
     if debian:
-        return debian[-1].parent
+        return debian[-1]
     import pgserver
 
     pginstall = Path(pgserver.__file__).parent / "pginstall"
@@ -58,6 +63,21 @@ def _pg_bindir() -> Path:
             staging.rename(shared)
         shutil.rmtree(staging, ignore_errors=True)
     return shared / "pgserver" / "pginstall" / "bin"
+
+
+def _debian_bindirs() -> list[Path]:
+    """Debian's PostgreSQL installations, oldest major version first."""
+    def major(initdb: Path) -> int:
+        name = initdb.parent.parent.name
+        return int(name) if name.isdigit() else 0
+
+    return [p.parent for p in sorted(DEBIAN_POSTGRES.glob("*/bin/initdb"), key=major)]
+
+
+def _supports_tls() -> bool:
+    """Whether the chosen PostgreSQL was built with OpenSSL (pg_config --configure says)."""
+    done = subprocess.run([_pg_bin("pg_config"), "--configure"], capture_output=True, text=True)
+    return "--with-openssl" in done.stdout or "--with-ssl=openssl" in done.stdout
 
 
 def _reachable_by_anyone(path: Path) -> bool:
@@ -134,8 +154,20 @@ class LocalPostgres:
                 "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                 "shared_buffers = 32MB\n"
             )
+        if _supports_tls():
+            pg._enable_tls()
         pg.start_server()
         return pg
+
+    def _enable_tls(self) -> None:
+        """TLS with a self-signed certificate made here, as Heroku Postgres serves it: pgconn
+        connects with sslmode=require whatever the URL says. Plain connections still work."""
+        cert, key = self.datadir / "server.crt", self.datadir / "server.key"
+        subject = ["-subj", "/CN=localhost", "-days", "2", "-keyout", str(key), "-out", str(cert)]
+        _run_as(self.system_user, ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", *subject])
+        _run_as(self.system_user, ["chmod", "600", str(key)])  # postgres refuses a key others can read
+        with open(self.datadir / "postgresql.conf", "a") as conf:
+            conf.write(f"ssl = on\nssl_cert_file = '{cert}'\nssl_key_file = '{key}'\n")
 
     def start_server(self) -> None:
         _run_as(
