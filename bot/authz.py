@@ -16,6 +16,7 @@ bots make pgconn post only when allowlisted (`may_answer_message`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -67,6 +68,7 @@ class Authoriser:
         self._cache_s = cache_s
         self._members: dict[str, tuple[float, frozenset[str]]] = {}
         self._shared: dict[str, tuple[float, bool]] = {}
+        self._asking: dict[str, asyncio.Future[bool]] = {}
 
     async def _group_members(self, group: str) -> frozenset[str]:
         cached = self._members.get(group)
@@ -108,12 +110,23 @@ class Authoriser:
         cached = self._shared.get(channel)
         if cached and time.monotonic() - cached[0] < CHANNEL_CACHE_S:
             return cached[1]
+        # A burst of commands in one channel asks Slack once (this runs before the ack).
+        pending = self._asking.get(channel)
+        if pending is None:
+            pending = self._asking[channel] = asyncio.ensure_future(self._ask_shared(channel))
+            pending.add_done_callback(lambda _: self._asking.pop(channel, None))
+        return await asyncio.shield(pending)
+
+    async def _ask_shared(self, channel: str) -> bool:
         try:
             result = await self._slack.conversations_info(channel=channel)
             info = result.get("channel") or {}
             shared = bool(info.get("is_ext_shared") or info.get("is_pending_ext_shared"))
         except SlackApiError as exc:
             log.warning("conversations.info %s failed: %s", channel[:20], exc.response.get("error"))
+            return True
+        except Exception as exc:  # noqa: BLE001 - network errors of the Slack client: fail closed too
+            log.warning("conversations.info %s failed: %s", channel[:20], type(exc).__name__)
             return True
         self._shared[channel] = (time.monotonic(), shared)
         return shared

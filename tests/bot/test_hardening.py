@@ -200,3 +200,58 @@ def test_heroku_budget_counts_the_refill_since_heroku_last_said() -> None:
     for junk in ("", "-1", "1" * 20, "x"):
         budget.observe(junk)
     assert budget.remaining == 4500
+
+
+# --- who may do what: the one table ----------------------------------------------------------------
+
+
+def test_every_verb_and_button_has_a_rule_and_the_changing_ones_are_admin_only() -> None:
+    from bot.authz import RULES
+    from bot.commands import VERBS
+    from bot.render.actions import ACTION_IDS
+
+    assert set(RULES) == set(VERBS) | set(ACTION_IDS)
+    assert {what for what, who in RULES.items() if who == "admin"} == {"watch", "unwatch", *ACTION_IDS}
+
+
+@pytest.mark.parametrize(
+    ("teams", "enterprises", "shared", "why"),
+    [
+        (("T0HOME", "T0HOME"), (None, None), False, None),
+        (("T0HOME", "T0OTHER"), (None, None), False, "team T0OTHER"),
+        (("T0HOME", None), (None, "E0OTHER"), False, "organisation E0OTHER"),
+        (("T0HOME", "T0ALLOWED"), (None, None), False, None),
+        (("T0HOME", "T0HOME"), (None, None), True, "an externally shared channel"),
+    ],
+)
+def test_foreign_requests_are_named(
+    teams: tuple[str | None, ...], enterprises: tuple[str | None, ...], shared: bool, why: str | None
+) -> None:
+    from bot.authz import foreign
+
+    assert foreign(
+        home_team="T0HOME", home_enterprise=None, teams=teams, enterprises=enterprises, ext_shared=shared,
+        allowed=frozenset({"T0ALLOWED"}), allow_shared=False,
+    ) == why
+
+
+@pytest.mark.parametrize(
+    ("event", "answered"),
+    [
+        ({"user": "UHUMAN01", "text": "x"}, True),
+        ({"user": "UBOTSELF", "text": "x"}, False),
+        ({"bot_id": "BSELF", "subtype": "bot_message"}, False),
+        ({"bot_id": "B0OTHERPGCONN", "subtype": "bot_message"}, False),
+        ({"bot_id": "B0DATADOG", "subtype": "bot_message"}, True),
+        ({"bot_id": "B0X", "bot_profile": {"app_id": "A0PAGERDUTY"}}, True),
+        ({"subtype": "bot_message", "username": "webhook"}, False),
+    ],
+)
+def test_only_people_and_allowlisted_bots_make_pgconn_answer(
+    event: dict[str, object], answered: bool
+) -> None:
+    from bot.authz import may_answer_message
+
+    assert may_answer_message(
+        event, own_bot_id="BSELF", own_user_id="UBOTSELF", bots=frozenset({"B0DATADOG", "A0PAGERDUTY"})
+    ) is answered
