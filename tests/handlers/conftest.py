@@ -23,7 +23,7 @@ from emulators.slack import Message, SlackEmulator
 from sandbox.servers import LocalRedis
 from tests.bot.samples import logplex_headers
 from tests.conftest import System
-from tests.harness import ALERT_CHANNEL, PUBLIC_URL, BotProcess, bot_env, new_port, start_bot
+from tests.harness import ALERT_CHANNEL, PUBLIC_URL, BotProcess, bot_env, new_port, settled, start_bot
 from tests.support import watched_drain_credentials
 
 RESOLVE_AFTER_S = 2.0
@@ -153,6 +153,11 @@ async def alerts(
     system.heroku.webhooks.routes = {PUBLIC_URL: alert_bot.url}
     async with httpx.AsyncClient(timeout=30) as http:
         yield Alerts(system=system, bot=alert_bot, http=http)
+    # Leave no incident open: this bot lives for the whole session, and its ticker would resolve
+    # one during a later test, posting "Resolved" into that test's Slack (a test of another
+    # module that expected an empty alert channel failed so).
+    await settled(alert_bot)
+    redis.Redis.from_url(alerts_redis_url(redis_server)).flushdb()
 
 
 def addon(app: str) -> str:
