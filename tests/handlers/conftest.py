@@ -39,8 +39,9 @@ WAIT_S = 20.0
 T = TypeVar("T")
 
 
-def alerts_redis_url(redis_server: LocalRedis) -> str:
-    return redis_server.url.rsplit("/", 1)[0] + "/1"
+def alerts_redis_url(redis_url: str) -> str:
+    """The alert bots' Redis: database 1 of the session's server (the system fixture flushes 0)."""
+    return redis_url.rsplit("/", 1)[0] + "/1"
 
 
 def start_alert_bot(slack: SlackEmulator, heroku: HerokuEmulator, redis_server: LocalRedis) -> BotProcess:
@@ -48,7 +49,7 @@ def start_alert_bot(slack: SlackEmulator, heroku: HerokuEmulator, redis_server: 
         bot_env(
             slack_url=slack.url,
             heroku_url=heroku.url,
-            redis_url=alerts_redis_url(redis_server),
+            redis_url=alerts_redis_url(redis_server.url),
             port=new_port(),
             **ALERT_ENV,
         )
@@ -148,7 +149,7 @@ def _texts(node: object) -> list[str]:
 async def alerts(
     system: System, alert_bot: BotProcess, redis_server: LocalRedis
 ) -> AsyncIterator[Alerts]:
-    redis.Redis.from_url(alerts_redis_url(redis_server)).flushdb()
+    redis.Redis.from_url(alerts_redis_url(redis_server.url)).flushdb()
     system.slack.request_url = alert_bot.events_url
     system.heroku.webhooks.routes = {PUBLIC_URL: alert_bot.url}
     async with httpx.AsyncClient(timeout=30) as http:
@@ -157,7 +158,7 @@ async def alerts(
     # one during a later test, posting "Resolved" into that test's Slack (a test of another
     # module that expected an empty alert channel failed so).
     await settled(alert_bot)
-    redis.Redis.from_url(alerts_redis_url(redis_server)).flushdb()
+    redis.Redis.from_url(alerts_redis_url(redis_server.url)).flushdb()
 
 
 def addon(app: str) -> str:

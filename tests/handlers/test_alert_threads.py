@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import re
 
+import redis
+
 from emulators.slack import Message
 from tests.bot.samples import app_line, fatal_line, frame, metric_line
-from tests.handlers.conftest import RESOLVE_AFTER_S, WAIT_S, Alerts, addon, blocks_of
+from tests.handlers.conftest import RESOLVE_AFTER_S, WAIT_S, Alerts, addon, alerts_redis_url, blocks_of
 from tests.harness import BotProcess
 from tests.support import ROLE_LIMIT
 
@@ -160,6 +162,10 @@ async def test_slack_rate_limit_is_waited_out(alerts: Alerts) -> None:
     assert alerts.parents() == [parent] and refused(parent) == 1
 
 
+def alerts_store(alerts: Alerts) -> redis.Redis:
+    return redis.Redis.from_url(alerts_redis_url(alerts.system.redis_url), decode_responses=True)
+
+
 async def test_the_real_database_at_its_limit_opens_one_thread_with_true_numbers_and_resolves(
     alerts: Alerts,
 ) -> None:
@@ -187,8 +193,16 @@ async def test_the_real_database_at_its_limit_opens_one_thread_with_true_numbers
     assert cause_text.startswith(":red_circle: *Likely cause:* ")
     assert "web.1 holds" in cause_text or "every connection slot of the role is taken" in cause_text
     await alerts.until(lambda: refused(parent) == len(lines))
-    # The numbers stay true while the role stays full (the periodic probe sees it full).
-    await asyncio.sleep(RESOLVE_AFTER_S + 0.5)
+    # The numbers stay true while the role stays full. Waited for positively: the periodic probe
+    # has seen the role full again later than the resolve delay (the incident's last_bad in
+    # Redis), and the incident is still open; a sleep would pass with a bot that never probed.
+    (key,) = alerts_store(alerts).keys("pgconn:incident:my-app:*")
+    opened_at = float(alerts_store(alerts).hget(key, "opened_at") or 0)
+    await alerts.until(
+        lambda: float(alerts_store(alerts).hget(key, "last_bad") or 0) > opened_at + RESOLVE_AFTER_S + 0.5,
+        timeout=WAIT_S + RESOLVE_AFTER_S,
+    )
+    assert alerts_store(alerts).hget(key, "status") == "open"
     assert "*Resolved*" not in blocks_of(parent)
 
     await asyncio.to_thread(load.close)
