@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from bot.errors import ActionBusy, AlreadyDone, StateUnavailable
 from bot.state import Redis, unavailable
+from bot.state.locks import release_lock, take_lock
 
 CLAIM_TTL_S = 600
 # A claim lives this long until its action holds the app lock. A claim whose SET reached Redis
@@ -25,12 +26,6 @@ CLAIM_TTL_S = 600
 CLAIM_PENDING_TTL_S = 5
 LOCK_TTL_S = 900
 AUDIT_MAXLEN = 500
-
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-
 
 @dataclass(frozen=True)
 class Claim:
@@ -51,6 +46,11 @@ class AuditRecord:
 
 def claim_key(action: str, app: str, message_ref: str) -> str:
     return f"pgconn:click:{app}:{action}:{message_ref}"
+
+
+def lock_key(app: str) -> str:
+    """One action at a time per app, across processes."""
+    return f"pgconn:lock:{app}"
 
 
 class ActionLedger:
@@ -108,17 +108,16 @@ class ActionLedger:
                 await self._r().delete(claim.key)
 
     async def lock(self, app: str) -> str:
-        token = secrets.token_hex(8)
         try:
-            if await self._r().set(f"pgconn:lock:{app}", token, nx=True, ex=LOCK_TTL_S):
-                return token
+            token = await take_lock(self._r(), lock_key(app), LOCK_TTL_S)
         except (RedisError, OSError) as exc:
             raise unavailable(exc) from None
-        raise ActionBusy(f"another pgconn action is still running on {app}; wait for it to finish")
+        if token is None:
+            raise ActionBusy(f"another pgconn action is still running on {app}; wait for it to finish")
+        return token
 
     async def unlock(self, app: str, token: str) -> None:
-        with contextlib.suppress(RedisError, OSError):  # the lock expires by itself
-            await self._r().eval(_RELEASE, 1, f"pgconn:lock:{app}", token)
+        await release_lock(self._r(), lock_key(app), token)
 
 
 class AuditLog:

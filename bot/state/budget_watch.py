@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator
 
@@ -22,6 +21,7 @@ from redis.exceptions import RedisError
 from bot.errors import StateUnavailable
 from bot.prevention import BudgetSnapshot, OpenWarning, WatchState
 from bot.state import Redis
+from bot.state.locks import claim_once, release_lock, take_lock
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +29,6 @@ log = logging.getLogger(__name__)
 DELIVERY_TTL_S = 3 * 24 * 3600
 LOCK_TTL_S = 60
 LOCK_WAIT_S = 30.0
-
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-
 
 def state_key(app: str) -> str:
     return f"pgconn:budget-watch:{app}"
@@ -73,9 +67,7 @@ class BudgetWatchStore:
         The claim says "running" for RUNNING_TTL_S only: a process that dies while evaluating
         (a dyno restart) leaves nothing that would turn Heroku's retries away for 72 hours."""
         try:
-            return bool(
-                await self._r().set(delivery_key(app, delivery_id), RUNNING, nx=True, ex=RUNNING_TTL_S)
-            )
+            return await claim_once(self._r(), delivery_key(app, delivery_id), RUNNING, RUNNING_TTL_S)
         except (RedisError, OSError) as exc:
             raise _unreachable(exc) from None
 
@@ -139,10 +131,9 @@ class BudgetWatchStore:
         """Hold the app's evaluation lock; waits for another process's evaluation to end."""
         redis = self._r()
         key = f"pgconn:budget-watch-lock:{app}"
-        token = secrets.token_hex(8)
         deadline = time.monotonic() + LOCK_WAIT_S
         try:
-            while not await redis.set(key, token, nx=True, ex=LOCK_TTL_S):
+            while (token := await take_lock(redis, key, LOCK_TTL_S)) is None:
                 if time.monotonic() > deadline:
                     raise StateUnavailable(f"another pgconn process has been evaluating {app} for too long")
                 await asyncio.sleep(0.05)
@@ -151,5 +142,4 @@ class BudgetWatchStore:
         try:
             yield
         finally:
-            with contextlib.suppress(RedisError, OSError):
-                await redis.eval(_RELEASE, 1, key, token)
+            await release_lock(redis, key, token)

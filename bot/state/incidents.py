@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 
 from bot.detect import Severity
 from bot.state import Redis, unavailable
+from bot.state.locks import claim_once
 
 Status = Literal["open", "resolved"]
 
@@ -257,19 +258,17 @@ class IncidentStore:
     async def claim_mention(self, channel: str, ts: str) -> bool:
         """True exactly once per Slack message: whoever gets it replies."""
         try:
-            won = await self._redis.set(f"pgconn:mention:{channel}:{ts}", "1", nx=True, ex=MENTION_TTL_S)
+            return await claim_once(self._redis, f"pgconn:mention:{channel}:{ts}", "1", MENTION_TTL_S)
         except (RedisError, OSError) as exc:
             raise unavailable(exc) from None
-        return bool(won)
 
     async def claim_frame(self, app: str, frame_id: str) -> bool:
         """True the first time a drain frame id is seen for `app`, by any process."""
         key = f"pgconn:frame:{app}:{frame_id[:FRAME_ID_MAX]}"
         try:
-            won = await self._redis.set(key, "1", nx=True, ex=FRAME_TTL_S)
+            return await claim_once(self._redis, key, "1", FRAME_TTL_S)
         except (RedisError, OSError) as exc:
             raise unavailable(exc) from None
-        return bool(won)
 
     async def release_mention(self, channel: str, ts: str) -> None:
         """Give the message back when the reply could not be posted, so a redelivery may try again."""
