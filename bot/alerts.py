@@ -61,7 +61,9 @@ LOST_RACE_BACKOFF_S = 0.005  # times the attempt number: at most ~0.1 s on the 2
 
 
 @dataclass(frozen=True)
-class Thresholds:
+class AlertPolicy:
+    """When an incident warns, turns critical and resolves, and how often it may touch Slack."""
+
     warn_share: float = 0.80
     critical_share: float = 0.95
     resolve_after_s: float = 300.0
@@ -76,7 +78,7 @@ class Thresholds:
     max_post_backoff_s: float = 60.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Thresholds:
+    def from_settings(cls, settings: Settings) -> AlertPolicy:
         return cls(
             warn_share=settings.alert_warn_share,
             critical_share=settings.alert_critical_share,
@@ -99,10 +101,6 @@ class Observation:
     probe_full: bool = False  # pgconn could not connect: the role is full
     limit: int | None = None  # the plan's (or role's) connection limit, when known now
 
-    @property
-    def empty(self) -> bool:
-        return not (self.fatal or self.readings or self.probe is not None or self.probe_full)
-
 
 @dataclass(frozen=True)
 class Assessment:
@@ -111,7 +109,7 @@ class Assessment:
     saw_ok: bool  # some reading was below the warn threshold
 
 
-def assess(obs: Observation, limit: int | None, t: Thresholds) -> Assessment:
+def assess(obs: Observation, limit: int | None, t: AlertPolicy) -> Assessment:
     worst: Severity | None = None
     bad = 0
     ok = False
@@ -172,7 +170,7 @@ def decide(
     app: str,
     database: str,
     now: float,
-    t: Thresholds,
+    t: AlertPolicy,
     token: str,
     channel: str,
 ) -> Decision:
@@ -255,7 +253,7 @@ def decide(
 
 
 def _follow_up(
-    s: Incident, n: Incident, now: float, t: Thresholds, token: str, *, numbers_changed: bool
+    s: Incident, n: Incident, now: float, t: AlertPolicy, token: str, *, numbers_changed: bool
 ) -> Decision:
     """Slack business of `n` (whose previous state was `s`): post, redraw, reply, or nothing."""
     post = update = False
@@ -327,7 +325,7 @@ def _shown(i: Incident) -> tuple[Any, ...]:
     return (i.status, i.severity, i.signals, i.fatal, i.current, i.limit, i.ok_since)
 
 
-def post_failed(incident: Incident, posted: Incident, *, error: str, now: float, t: Thresholds) -> Decision:
+def post_failed(incident: Incident, posted: Incident, *, error: str, now: float, t: AlertPolicy) -> Decision:
     """Give the post claim back, with back-off, so the next signal or check retries it."""
     if incident.id != posted.id or incident.posted or incident.poster != posted.poster:
         return Decision()
@@ -463,7 +461,7 @@ class AlertEngine:
         slack: AsyncWebClient,
         incidents: IncidentStore | None,
         metrics: MetricStore | None,
-        thresholds: Thresholds | None = None,
+        thresholds: AlertPolicy | None = None,
         tick_s: float | None = None,
         workers: int = 4,
         clock: Callable[[], float] = time.time,
@@ -474,7 +472,7 @@ class AlertEngine:
         self.slack = slack
         self.incidents = incidents
         self.metrics = metrics
-        self.t = thresholds or Thresholds.from_settings(settings)
+        self.t = thresholds or AlertPolicy.from_settings(settings)
         # Often enough that resolution lands within a fifth of resolve_after of its due time.
         if tick_s is None:
             tick_s = settings.alert_tick_s or min(15.0, max(0.2, self.t.resolve_after_s / 5))
@@ -492,7 +490,6 @@ class AlertEngine:
         self._known: dict[str, _Known] = {}
         self._post_locks: dict[str, asyncio.Lock] = {}
         self._last_post_at: dict[str, float] = {}
-        self.processed_batches = 0
 
     @property
     def enabled(self) -> bool:
@@ -594,7 +591,6 @@ class AlertEngine:
             self._running.add(app)
             try:
                 await self.process(app, pending)
-                self.processed_batches += 1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep the signals and try again

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.diagnosis import DEFAULT_THRESHOLDS, Band, Thresholds
+from bot.diagnosis import DEFAULT_THRESHOLDS, Band, DiagnosisThresholds
 from bot.drain_auth import MIN_MASTER_CHARS
 from bot.errors import ConfigError
 
@@ -81,17 +81,13 @@ class Settings:
     app_rate: int = 12
     max_in_flight: int = 50
     heroku_reserve: int = 500
-    extra: Mapping[str, str] = field(default_factory=dict)
     # When each diagnosis check turns yellow / red (PGCONN_DIAG_*; connection count from the
     # alert shares).
-    diagnosis_thresholds: Thresholds = DEFAULT_THRESHOLDS
+    diagnosis_thresholds: DiagnosisThresholds = DEFAULT_THRESHOLDS
 
     @property
     def http_mode(self) -> bool:
         return self.slack_app_token is None
-
-    def is_watched(self, app: str) -> bool:
-        return app in self.apps
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -114,7 +110,7 @@ class Settings:
             slack_signing_secret=values["SLACK_SIGNING_SECRET"] or "",
             admin_users=frozenset(a for a in admins if a[0] in "UW"),
             admin_groups=frozenset(a for a in admins if a[0] == "S"),
-            diagnosis_thresholds=Thresholds(
+            diagnosis_thresholds=DiagnosisThresholds(
                 connections=Band(warn_share, max(warn_share, critical_share)),
                 long_query_s=values["PGCONN_DIAG_LONG_QUERY_S"],
                 long_transaction_s=values["PGCONN_DIAG_LONG_TX_S"],
@@ -627,9 +623,6 @@ SETTINGS: tuple[Setting, ...] = (
         default="INFO",
     ),
 )
-
-SETTINGS_BY_ENV: Mapping[str, Setting] = {s.env: s for s in SETTINGS}
-
 
 def readme_table() -> str:
     """The README's configuration table, rendered from `SETTINGS`."""

@@ -55,7 +55,9 @@ class Band:
 
 
 @dataclass(frozen=True)
-class Thresholds:
+class DiagnosisThresholds:
+    """Where each diagnosis check turns yellow and red (PGCONN_DIAG_*)."""
+
     connections: Band = Band(0.80, 0.95)  # share of the limit (PGCONN_ALERT_WARN / _CRITICAL)
     long_query_s: Band = Band(30, 300)
     long_transaction_s: Band = Band(60, 600)
@@ -71,7 +73,7 @@ class Thresholds:
         return min(self.long_query_s.yellow, self.long_transaction_s.yellow)
 
 
-DEFAULT_THRESHOLDS = Thresholds()
+DEFAULT_THRESHOLDS = DiagnosisThresholds()
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ def diagnose(
     used: int | None,
     limit: int | None,
     budget: Budget | None,
-    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    thresholds: DiagnosisThresholds = DEFAULT_THRESHOLDS,
 ) -> Diagnosis:
     t = thresholds
     count = connection_count(holders, used, limit, budget, t.connections)
@@ -552,7 +554,7 @@ __all__ = [
     "Check",
     "Diagnosis",
     "Evidence",
-    "Thresholds",
+    "DiagnosisThresholds",
     "diagnose",
     "dyno_name",
     "shorten",

@@ -20,10 +20,6 @@ class ConfigError(PgconnError):
     """A required environment variable is missing or malformed at start-up."""
 
 
-class UnknownApp(PgconnError):
-    """The app named in a command or payload is not in PGCONN_APPS."""
-
-
 class HerokuError(PgconnError):
     """Base for Heroku Platform / Postgres API failures."""
 
@@ -74,10 +70,6 @@ class DatabaseUnreachable(DatabaseError):
 
 class StateUnavailable(PgconnError):
     """Redis is unreachable: exactly-once and incident state cannot be guaranteed."""
-
-
-class NotAuthorised(PgconnError):
-    """The user who clicked is not in PGCONN_ADMINS (directly or via a user group)."""
 
 
 class AlreadyDone(PgconnError):

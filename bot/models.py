@@ -18,10 +18,6 @@ class Database:
     attachment_name: str  # e.g. "DATABASE"
     config_var: str  # e.g. "DATABASE_URL"
 
-    @property
-    def plan_short(self) -> str:
-        return self.plan.split(":", 1)[-1]
-
 
 @dataclass(frozen=True)
 class PgInfo:

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field, replace
 
 from bot.budget import Budget, connection_budget
-from bot.diagnosis import DEFAULT_THRESHOLDS, Diagnosis, Thresholds, diagnose
+from bot.diagnosis import DEFAULT_THRESHOLDS, Diagnosis, DiagnosisThresholds, diagnose
 from bot.errors import DatabaseError, DatabaseFull, HerokuError, PgconnError
 from bot.heroku import HerokuClient
 from bot.limits import ConnectionLimit, decide_limit, fetch_limit
@@ -90,7 +90,7 @@ async def build_report(
     *,
     headroom: int = 3,
     context: AppContext | None = None,
-    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    thresholds: DiagnosisThresholds = DEFAULT_THRESHOLDS,
 ) -> Report:
     """Raises only when the app itself cannot be resolved (unknown app, bad key, no DB).
 

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.alerts import (
+    AlertPolicy,
     Decision,
     Observation,
-    Thresholds,
     after_post,
     assess,
     decide,
@@ -24,7 +24,7 @@ from bot.render.alert import alert_blocks, alert_text, downsample, resolved_repl
 from bot.state.incidents import Incident, from_hash, to_hash
 from emulators.slack_blocks import validate_blocks
 
-T = Thresholds(
+T = AlertPolicy(
     warn_share=0.8, critical_share=0.95, resolve_after_s=300, update_interval_s=5, reply_interval_s=60,
     post_timeout_s=120, max_post_backoff_s=60,
 )

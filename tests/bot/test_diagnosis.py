@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.budget import Budget, connection_budget
-from bot.diagnosis import Band, Diagnosis, Thresholds, diagnose, dyno_name, shorten
+from bot.diagnosis import Band, Diagnosis, DiagnosisThresholds, diagnose, dyno_name, shorten
 from bot.models import Backend, HolderGroup, Holders, HoldersUnavailable, ProcessType
 from tests.bot.rows import backend
 
@@ -15,7 +15,7 @@ FORMATION = (
     ProcessType("worker", 2, "celery -A app worker -c 4"),  # 4 per dyno
 )
 BUDGET = connection_budget(FORMATION, {}, 120)
-T = Thresholds(
+T = DiagnosisThresholds(
     connections=Band(0.8, 0.95),
     long_query_s=Band(10, 60),
     long_transaction_s=Band(10, 60),
@@ -277,4 +277,4 @@ def test_bands_are_inclusive_and_the_inspector_reads_from_the_youngest_threshold
         "yellow",
         "red",
     ]
-    assert Thresholds(long_query_s=Band(30, 300), long_transaction_s=Band(5, 10)).older_than_s == 5
+    assert DiagnosisThresholds(long_query_s=Band(30, 300), long_transaction_s=Band(5, 10)).older_than_s == 5

@@ -14,14 +14,14 @@ import psycopg
 import pytest
 
 from bot.budget import connection_budget
-from bot.diagnosis import Band, Diagnosis, Thresholds, diagnose
+from bot.diagnosis import Band, Diagnosis, DiagnosisThresholds, diagnose
 from bot.models import ProcessType
 from bot.postgres import QUERY_CHARS, PostgresInspector
 from sandbox.load import ConnectionLoad
 from sandbox.servers import LocalPostgres
 from tests.support import ROLE_LIMIT
 
-FAST = Thresholds(
+FAST = DiagnosisThresholds(
     long_query_s=Band(0.5, 1.0),
     long_transaction_s=Band(0.5, 1.0),
     idle_in_transaction_s=Band(0.5, 1.0),
@@ -50,7 +50,9 @@ def orders(app_dsn: str) -> str:
     return "diag_orders"
 
 
-async def diagnosis(inspector: PostgresInspector, dsn: str, thresholds: Thresholds = FAST) -> Diagnosis:
+async def diagnosis(
+    inspector: PostgresInspector, dsn: str, thresholds: DiagnosisThresholds = FAST
+) -> Diagnosis:
     activity = await inspector.activity(dsn, older_than_s=thresholds.older_than_s)
     held = activity.holders
     return diagnose(

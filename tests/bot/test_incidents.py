@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.alerts import AlertEngine, Decision, Observation, Thresholds
+from bot.alerts import AlertEngine, AlertPolicy, Decision, Observation
 from bot.config import Settings
 from bot.detect import Severity
 from bot.state import Redis, connect_redis
@@ -18,7 +18,7 @@ from bot.state.incidents import ACTIVE_SET, Incident, IncidentStore
 from bot.state.metrics import WINDOW_S, MetricStore, Sample
 from sandbox.servers import LocalRedis
 
-T = Thresholds(resolve_after_s=300, update_interval_s=5, reply_interval_s=60, post_timeout_s=120)
+T = AlertPolicy(resolve_after_s=300, update_interval_s=5, reply_interval_s=60, post_timeout_s=120)
 T0 = 1_700_000_000.0
 
 

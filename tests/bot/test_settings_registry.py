@@ -21,8 +21,8 @@ MINIMAL = {
     "HEROKU_API_KEY": "k",
     "PGCONN_APPS": "a-app",
 }
-# Fields from_env fills from several variables at once (or from none: `extra` is for tests).
-COMBINED = {"slack_signing_secret", "admin_users", "admin_groups", "diagnosis_thresholds", "extra"}
+# Fields from_env fills from several variables at once.
+COMBINED = {"slack_signing_secret", "admin_users", "admin_groups", "diagnosis_thresholds"}
 
 
 def test_every_settings_field_comes_from_exactly_one_registered_variable() -> None:
