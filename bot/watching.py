@@ -66,6 +66,11 @@ def _ours(url: str, public_url: str, path: str) -> bool:
     return parts.hostname == target.hostname and parts.path.rstrip("/").endswith(path)
 
 
+def _mine(items: list[dict[str, Any]], public_url: str, path: str) -> list[dict[str, Any]]:
+    """The drains or webhook subscriptions (Heroku's JSON) that point at this pgconn's `path`."""
+    return [i for i in items if _ours(str(i.get("url", "")), public_url, path)]
+
+
 def _require(public_url: str | None, token: str | None) -> tuple[str, str]:
     if not public_url:
         raise ConfigError("PGCONN_PUBLIC_URL is not set, so pgconn cannot tell Heroku where to send logs")
@@ -141,7 +146,7 @@ async def _add_drain(
     path = DRAIN_PATH.format(app=app)
 
     async def ours() -> list[dict[str, Any]]:
-        return [d for d in await heroku.log_drains(app) if _ours(str(d.get("url", "")), public_url, path)]
+        return _mine(await heroku.log_drains(app), public_url, path)
 
     before = await ours()
     if before and nonces is None:
@@ -179,7 +184,7 @@ async def _subscribe(
     url = webhook_url(public_url, app)
     path = WEBHOOK_PATH.format(app=app)
     try:
-        mine = [h for h in await heroku.webhooks(app) if _ours(str(h.get("url", "")), public_url, path)]
+        mine = _mine(await heroku.webhooks(app), public_url, path)
         if mine and not made_now:
             return Subscription(False, f"pgconn is already subscribed to `{app}`'s webhooks.")
         # A subscription whose secret was lost (Redis emptied) can never be verified again:
@@ -190,7 +195,7 @@ async def _subscribe(
             await heroku.add_webhook(app, url, include=INCLUDE, secret=secret)
         except HerokuRejected:
             # Another pgconn process subscribed a moment ago, with the same secret (SET NX).
-            if any(_ours(str(h.get("url", "")), public_url, path) for h in await heroku.webhooks(app)):
+            if _mine(await heroku.webhooks(app), public_url, path):
                 return Subscription(False, f"pgconn is already subscribed to `{app}`'s webhooks.")
             raise
     except HerokuError as exc:
@@ -232,18 +237,12 @@ async def unwatch(
 ) -> str:
     if not public_url:
         raise ConfigError("PGCONN_PUBLIC_URL is not set, so pgconn cannot tell which drain is its own")
-    drains = 0
-    drain_path = DRAIN_PATH.format(app=app)
-    for drain in await heroku.log_drains(app):
-        if _ours(str(drain.get("url", "")), public_url, drain_path):
-            await heroku.remove_log_drain(app, str(drain.get("id")))
-            drains += 1
-    hooks = 0
-    hook_path = WEBHOOK_PATH.format(app=app)
-    for hook in await heroku.webhooks(app):
-        if _ours(str(hook.get("url", "")), public_url, hook_path):
-            await heroku.remove_webhook(app, str(hook.get("id")))
-            hooks += 1
+    drains = _mine(await heroku.log_drains(app), public_url, DRAIN_PATH.format(app=app))
+    for drain in drains:
+        await heroku.remove_log_drain(app, str(drain.get("id")))
+    hooks = _mine(await heroku.webhooks(app), public_url, WEBHOOK_PATH.format(app=app))
+    for hook in hooks:
+        await heroku.remove_webhook(app, str(hook.get("id")))
     try:
         await secrets.delete(app)
     except StateUnavailable:
@@ -256,7 +255,7 @@ async def unwatch(
             await nonces.revoke(app)
         except StateUnavailable:
             log.warning("unwatch %s: the drain password could not be retired (Redis unavailable)", app)
-    log.info("unwatch %s: %d log drain(s), %d webhook subscription(s) removed", app, drains, hooks)
+    log.info("unwatch %s: %d log drain(s), %d webhook subscription(s) removed", app, len(drains), len(hooks))
     if drains and hooks:
         return (
             f"Removed pgconn's log drain and webhook subscription from `{app}`: no more automatic "

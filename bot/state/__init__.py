@@ -2,6 +2,15 @@
 
 Redis is optional for read-only work: when it is down, reports still answer with a
 note, and anything that must run exactly once is refused (`StateUnavailable`).
+
+This module connects; each feature's keys live in a module of its own:
+- locks.py — the primitives the others use: the token lock and claim-once;
+- actions.py — button claims, the per-app action lock, the audit stream;
+- incidents.py — alert incidents (compare-and-set), mention and frame claims;
+- metrics.py — recent connection samples for the alert's sparkline;
+- budget_watch.py — the budget snapshot, open warning and webhook delivery claims;
+- webhooks.py — each app's webhook signing secret;
+- drains.py — each app's current drain nonce.
 """
 
 from __future__ import annotations
