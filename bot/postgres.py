@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
 
 from bot.errors import DatabaseError, DatabaseFull, DatabaseUnreachable
 from bot.models import Activity, Backend, HolderGroup, Holders
@@ -112,6 +113,22 @@ FROM mine
 """
 
 
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def sslmode_for(dsn: str) -> str:
+    """Encrypted whatever the URL says (the keyword argument overrides the URL's own sslmode):
+    the connection carries the app's password and its query text. "require" rather than
+    "verify-full": Heroku Postgres serves certificates libpq cannot verify by name. A database
+    on this machine's loopback (the sandbox, local tests; never Heroku's) gets "prefer": TLS when
+    the server offers it, as the suite's does, and no refusal from a local build without TLS."""
+    try:
+        host = str(conninfo_to_dict(dsn).get("host") or "")
+    except psycopg.ProgrammingError:
+        return "require"
+    return "prefer" if host in _LOOPBACK else "require"
+
+
 @dataclass(frozen=True)
 class Termination:
     terminated: int
@@ -150,15 +167,12 @@ class PostgresInspector:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def _connect(self, dsn: str, application_name: str) -> psycopg.AsyncConnection[Any]:
+        """A connection of pgconn's own; its sslmode is pgconn's choice (sslmode_for), not the URL's."""
         try:
             return await psycopg.AsyncConnection.connect(
                 dsn,
                 autocommit=True,
-                # Encrypted whatever the URL says (a keyword argument overrides the URL's own
-                # sslmode): the connection carries the app's password and its query text. Heroku
-                # Postgres serves TLS with certificates libpq cannot verify by name, hence
-                # "require" (encrypt) rather than "verify-full".
-                sslmode="require",
+                sslmode=sslmode_for(dsn),
                 application_name=application_name,
                 connect_timeout=self._connect_timeout_s,
                 options=f"-c statement_timeout={self._statement_timeout_ms}",

@@ -255,3 +255,21 @@ def test_only_people_and_allowlisted_bots_make_pgconn_answer(
     assert may_answer_message(
         event, own_bot_id="BSELF", own_user_id="UBOTSELF", bots=frozenset({"B0DATADOG", "A0PAGERDUTY"})
     ) is answered
+
+
+@pytest.mark.parametrize(
+    ("dsn", "mode"),
+    [
+        ("postgres://u:p@ec2-1-2-3-4.compute-1.amazonaws.com:5432/d?sslmode=disable", "require"),
+        ("postgres://u:p@db.example.com/d?sslmode=allow", "require"),
+        ("host=db.example.com sslmode=disable user=u", "require"),
+        ("not a connection string ::", "require"),
+        ("postgresql://u:p@127.0.0.1:5432/d?sslmode=disable", "prefer"),
+        ("postgresql://u:p@localhost/d", "prefer"),
+    ],
+)
+def test_pgconn_chooses_the_sslmode_not_the_url(dsn: str, mode: str) -> None:
+    """Heroku's databases are never on loopback: there, TLS is required whatever the URL says."""
+    from bot.postgres import sslmode_for
+
+    assert sslmode_for(dsn) == mode
