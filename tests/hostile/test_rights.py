@@ -25,6 +25,11 @@ async def test_the_webhook_route_does_not_tell_which_apps_are_watched(system: Sy
             response = await deliver(system.bot, app, body, secret=secret, signature=signature)
             answers.add((response.status_code, response.text))
     assert answers == {(401, "unauthorised\n")}
+    # A body over the route's bound is refused by its Content-Length, for every name alike.
+    big = b"{" + b" " * (300 * 1024) + b"}"
+    sizes = {(await deliver(system.bot, app, big, secret=None, signature="x")).status_code
+             for app in ("my-app", "not-ours")}
+    assert sizes == {413}
     assert system.heroku.requests == [] and system.slack.received == []
 
 
