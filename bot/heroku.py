@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +29,7 @@ from bot.errors import (
     NoDatabase,
 )
 from bot.models import Database, Dyno, PgInfo, ProcessType
+from bot.ratelimit import REFILL_PER_S, TokenEstimate, whole_seconds
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +76,14 @@ class HerokuClient:
         retries: int = 3,
         backoff_s: float = 0.2,
         sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
+        self._clock = clock
+        # The account's token pool as Heroku last reported it (bot.ratelimit): paced, never overdrawn.
+        self._tokens = TokenEstimate()
+        self._in_flight = 0
+        self._learning: asyncio.Future[None] | None = None
         self._key = api_key
         self._platform = platform_url.rstrip("/")
         self._data = data_url.rstrip("/")
@@ -104,6 +112,8 @@ class HerokuClient:
         attempt = 0
         while True:
             attempt += 1
+            await self._pace(what)
+            self._in_flight += 1
             try:
                 response = await self._http.request(method, url, json=json, headers=hdrs)
             except httpx.TimeoutException:
@@ -123,6 +133,9 @@ class HerokuClient:
                     f"Could not reach Heroku while {what} ({type(exc).__name__})"
                 ) from None
 
+            finally:
+                self._in_flight -= 1
+            self._observe(response)
             status = response.status_code
             if status < 400:
                 if status == 204 or not response.content:
@@ -133,13 +146,16 @@ class HerokuClient:
                     raise HerokuUnavailable(f"Heroku sent a malformed response while {what}") from None
             message = _error_message(response)
             if status == 429:
+                # Heroku documents no Retry-After: without one, the wait is the refill of a token.
                 retry_after = _retry_after(response)
+                if retry_after is None:
+                    retry_after = max(self._tokens.wait(self._clock()), 1 / REFILL_PER_S)
                 if attempt <= self._retries and retry_after <= MAX_RETRY_AFTER_S:
                     log.warning("heroku %s: rate limited, retrying after %.1fs", what, retry_after)
                     await self._sleep(retry_after)
                     continue
                 raise HerokuRateLimited(
-                    f"Heroku is rate-limiting this API key; try again in {max(1, round(retry_after))}s",
+                    f"Heroku is rate-limiting this API key; try again in {whole_seconds(retry_after)}s",
                     retry_after,
                 )
             if status >= 500:
@@ -158,6 +174,47 @@ class HerokuClient:
             if status == 404:
                 raise HerokuNotFound(f"Heroku says not found while {what}: {message}")
             raise HerokuRejected(f"Heroku refused while {what} (HTTP {status}): {message}")
+
+    async def _pace(self, what: str) -> None:
+        """Wait for a token (or for this request's turn while the pool runs low); refuse without
+        sending when the wait would be longer than anyone waits: that request was bound to fail."""
+        if self._tokens.remaining is None:
+            # Before the first answer, ask how full the pool is: that call costs no token.
+            if self._learning is None:
+                self._learning = asyncio.ensure_future(self._learn_pool())
+            await asyncio.shield(self._learning)
+        now = self._clock()
+        wait = self._tokens.take(now, MAX_RETRY_AFTER_S)
+        if wait is None:
+            needed = self._tokens.wait(now)
+            log.warning("heroku %s: not sent, the rate-limit pool is empty for %.0fs", what, needed)
+            raise HerokuRateLimited(
+                f"Heroku's rate limit for this API key is used up (it refills 75 requests a minute); "
+                f"nothing was sent. Try again in {whole_seconds(needed)}s",
+                needed,
+            )
+        if wait > 0:
+            log.info("heroku %s: pacing %.1fs (the rate-limit pool is low)", what, wait)
+            await self._sleep(wait)
+
+    async def _learn_pool(self) -> None:
+        """`GET /account/rate-limits` (free; Platform API Reference, Rate Limits). Once: when it
+        fails, every answer's `RateLimit-Remaining` tells the same soon enough."""
+        try:
+            response = await self._http.get(
+                f"{self._platform}/account/rate-limits",
+                headers={"Accept": PLATFORM_ACCEPT, "Authorization": f"Bearer {self._key}"},
+            )
+            remaining = response.json().get("remaining") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return
+        if isinstance(remaining, int) and not isinstance(remaining, bool) and remaining >= 0:
+            self._tokens.observe(remaining, self._clock(), in_flight=self._in_flight)
+
+    def _observe(self, response: httpx.Response) -> None:
+        raw = response.headers.get("RateLimit-Remaining", "")
+        if raw.isdigit():
+            self._tokens.observe(int(raw), self._clock(), in_flight=self._in_flight)
 
     def _delay(self, attempt: int) -> float:
         return float(self._backoff * (2 ** (attempt - 1)) * (0.75 + random.random() / 2))
@@ -385,12 +442,13 @@ def _list(data: JSON, what: str) -> list[dict[str, Any]]:
     return [r for r in data if isinstance(r, dict)]
 
 
-def _retry_after(response: httpx.Response) -> float:
+def _retry_after(response: httpx.Response) -> float | None:
+    """Retry-After when Heroku sends one (tests and proxies do; Heroku documents none)."""
     raw = response.headers.get("Retry-After", "")
     try:
         return max(0.0, float(raw))
     except ValueError:
-        return 1.0
+        return None
 
 
 def _error_message(response: httpx.Response) -> str:

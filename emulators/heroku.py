@@ -162,6 +162,47 @@ class _Route:
     handler: Handler = field(repr=False)
 
 
+class RateLimitPool:
+    """The account's Platform API token pool, as Heroku applies it: 4,500 tokens, refilled at
+    about 75 a minute; each request takes one, an empty pool answers 429 `rate_limit` (with
+    `RateLimit-Remaining`, and no `Retry-After`: none is documented). `GET /account/rate-limits`
+    costs nothing. (Dev Center "Platform API Reference", Rate Limits.)"""
+
+    CAPACITY = 4500.0
+    REFILL_PER_S = 75 / 60
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.tokens = self.CAPACITY
+        self._at = clock()
+        self.refused = 0  # 429s answered because the pool was empty
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self.tokens = min(self.CAPACITY, self.tokens + (now - self._at) * self.REFILL_PER_S)
+        self._at = now
+
+    def take(self) -> bool:
+        with self._lock:
+            self._refill()
+            if self.tokens < 1:
+                self.refused += 1
+                return False
+            self.tokens -= 1
+            return True
+
+    def remaining(self) -> int:
+        with self._lock:
+            self._refill()
+            return int(self.tokens)
+
+    def set(self, tokens: float) -> None:
+        """Tests: leave this many tokens (refilling from now)."""
+        with self._lock:
+            self.tokens, self._at, self.refused = float(tokens), self._clock(), 0
+
+
 class HerokuEmulator:
     """One emulated Heroku account holding any number of apps, each with one Postgres add-on."""
 
@@ -185,6 +226,7 @@ class HerokuEmulator:
         # Formation changes and releases are POSTed to the apps' webhook subscriptions.
         self.webhooks = WebhookDispatcher()
         self.account = Account()
+        self.rate_limit = RateLimitPool()
         self.pg = PostgresEffects(admin_dsn)
         self._faults_lock = threading.Lock()
         self.app = Starlette(routes=self._routes())
@@ -300,7 +342,7 @@ class HerokuEmulator:
                 await asyncio.sleep(self.latency)
             response = await self._answer(request, handler)
             response.headers["Request-Id"] = new_uuid()
-            response.headers.setdefault("RateLimit-Remaining", "4499")
+            response.headers.setdefault("RateLimit-Remaining", str(self.rate_limit.remaining()))
             return response
 
         return endpoint
@@ -315,6 +357,9 @@ class HerokuEmulator:
         unversioned = _missing_version(request)
         if unversioned is not None:
             return unversioned
+        # The account's token pool is spent by every authenticated request (not by reading it).
+        if request.url.path != "/account/rate-limits" and not self.rate_limit.take():
+            return HerokuApiError(429, *_DEFAULT_ERRORS[429]).response()
         fault = self._take_fault(request.method, request.url.path)
         if fault is not None:
             if fault.delay > 0:
@@ -446,6 +491,7 @@ class HerokuEmulator:
     def _routes(self) -> list[Route]:
         table = [
             _Route("GET", "/account", self._get_account),
+            _Route("GET", "/account/rate-limits", self._get_rate_limits),
             _Route("GET", "/apps", self._list_apps),
             _Route("GET", "/apps/{app}", self._get_app),
             _Route("GET", "/apps/{app}/addons", self._list_app_addons),
@@ -500,6 +546,9 @@ class HerokuEmulator:
 
     async def _get_account(self, request: Request) -> Response:
         return JSONResponse(self.account.to_json())
+
+    async def _get_rate_limits(self, request: Request) -> Response:
+        return JSONResponse({"remaining": self.rate_limit.remaining()})
 
     async def _list_apps(self, request: Request) -> Response:
         return JSONResponse([a.to_json() for a in self.apps.values()])

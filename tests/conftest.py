@@ -160,6 +160,7 @@ def system(
     seed_apps(heroku, app_dsn, pg)
     heroku.faults.clear()
     heroku.requests.clear()
+    heroku.rate_limit.set(heroku.rate_limit.CAPACITY)
     slack.reset()
     heroku.latency = 0.0
     redis.Redis.from_url(redis_server.url).flushdb()

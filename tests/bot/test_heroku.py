@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -28,14 +29,20 @@ async def client(heroku: HerokuEmulator) -> AsyncIterator[HerokuClient]:
     heroku.requests.clear()
     heroku.latency = 0.0
     slept: list[float] = []
+    # The client's clock moves by what it "slept": its rate-limit estimate refills as it would.
+    clock = [time.monotonic()]
 
     async def no_sleep(seconds: float) -> None:
         slept.append(seconds)
+        clock[0] += seconds
 
     # A client timeout no answer of the emulator comes near on a busy machine: a timed-out
     # request would be retried, and the exact retry counts below would be off.
     async with httpx.AsyncClient(timeout=10) as http:
-        c = HerokuClient(http, api_key=API_KEY, platform_url=heroku.url, data_url=heroku.url, sleep=no_sleep)
+        c = HerokuClient(
+            http, api_key=API_KEY, platform_url=heroku.url, data_url=heroku.url, sleep=no_sleep,
+            clock=lambda: clock[0],
+        )
         c.slept = slept  # type: ignore[attr-defined]
         yield c
     heroku.faults.clear()

@@ -15,9 +15,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from bot.heroku import PLATFORM_ACCEPT
 from bot.remediation import PREPARED_STATEMENTS_ADVICE
 from emulators.slack import Message
 from sandbox.servers import LocalRedis
+from tests import harness
 from tests.bot.samples import fatal_line, frame, logplex_headers, metric_line
 from tests.conftest import System
 from tests.handlers.conftest import Alerts, addon, blocks_of, start_alert_bot
@@ -25,6 +27,8 @@ from tests.handlers.test_budget_warnings import parents, replies, scale, settled
 from tests.handlers.test_remediation import click, post_report, thread_reply
 from tests.handlers.test_webhooks import slash
 from tests.harness import ADMIN, OPS_CHANNEL, PUBLIC_URL, BotProcess
+from tests.hostile.helpers import dedicated_bot
+from tests.support import API_KEY
 
 # -- 1. one rule for the connection limit: pg:info's figure, the plan table only without it --
 
@@ -266,3 +270,66 @@ async def test_a_scale_up_delivered_while_the_bot_is_down_warns_once_after_the_r
     assert delivery.status == "succeeded" and len(delivery.attempts) >= 2
     (parent,) = parents(system)
     assert "scaled web 3 → 6" in blocks_of(parent) and replies(system, parent) == []
+
+
+# -- 2. Heroku's token pool: 4,500, refilled 75 a minute, 429 with no Retry-After --------------
+
+
+async def test_with_the_pool_nearly_empty_answers_state_the_wait_and_no_call_is_bound_to_fail(
+    system: System,
+) -> None:
+    slack, pool = system.slack, system.heroku.rate_limit
+    with dedicated_bot(system) as bot:
+        pool.set(3)  # what an account left after a busy hour has
+        first = len(slack.messages(OPS_CHANNEL))
+        # A burst of 12 reports: 3 shared calls for the app, then pg:info for each.
+        await asyncio.gather(
+            *(slack.send_slash_command("my-app", user_id=ADMIN, channel_id=OPS_CHANNEL) for _ in range(12))
+        )
+        await harness.settled(bot, timeout=60)
+        reports = [m for m in slack.messages(OPS_CHANNEL)[first:] if m.blocks]
+        waits = [int(n) for text in answers(system) for n in re.findall(r"[Tt]ry again in (\d+)s", text)]
+        # Every report answered; those that pg:info could not wait for say how long, in a note.
+        refusals = [e for e in slack.ephemerals if "rate limit" in str(e)]
+        assert len(reports) + len(refusals) == 12, answers(system)
+        assert waits, answers(system)  # the pool ran out, and people were told when it is back
+        # And Heroku never had to refuse a call pgconn made.
+        assert pool.refused == 0, [f"{r.method} {r.path}" for r in system.heroku.requests]
+
+        # A click while the pool is spent: its answer states the wait, or it was paced and ran.
+        system.load.open(2, "web.1")
+        clicked_at = len(slack.ephemerals)
+        assert (await click_in(system, reports[0], "pgconn.killall")).status_code == 200
+        await harness.settled(bot, timeout=60)
+        said = [str(e.get("text")) for e in slack.ephemerals[clicked_at:]]
+        done = [m for m in slack.thread(OPS_CHANNEL, reports[0].ts) if "ran *Kill all*" in m.text]
+        refused = [t for t in said if "try again in" in t.lower()]
+        assert done or refused, said
+        if refused:
+            (wait,) = re.findall(r"[Tt]ry again in (\d+)s", refused[0])
+            assert system.load.alive() == 2  # nothing was done
+            await asyncio.sleep(int(wait))  # the stated wait is true: then the same button works
+            assert (await click_in(system, reports[0], "pgconn.killall")).status_code == 200
+            await thread_reply(system, reports[0], "ran *Kill all*")
+        assert system.load.alive() == 0
+        assert pool.refused == 0
+
+
+def answers(system: System) -> list[str]:
+    """Everything pgconn said in the ops channel and to people, as text."""
+    said = [blocks_of(m) + m.text for m in system.slack.messages(OPS_CHANNEL)]
+    return said + [str(e.get("text")) for e in system.slack.ephemerals]
+
+
+async def test_the_emulators_empty_pool_answers_as_heroku_does(system: System) -> None:
+    heroku = system.heroku
+    headers = {"Authorization": f"Bearer {API_KEY}", "Accept": PLATFORM_ACCEPT}
+    heroku.rate_limit.set(1)
+    async with httpx.AsyncClient(base_url=heroku.url) as http:
+        ok = await http.get("/apps/my-app/formation", headers=headers)
+        refused = await http.get("/apps/my-app/formation", headers=headers)
+        free = await http.get("/account/rate-limits", headers=headers)
+    assert ok.status_code == 200 and ok.headers["RateLimit-Remaining"] == "0"
+    assert refused.status_code == 429 and refused.json()["id"] == "rate_limit"
+    assert "Retry-After" not in refused.headers and refused.headers["RateLimit-Remaining"] == "0"
+    assert free.status_code == 200 and free.json()["remaining"] <= 1  # costs nothing
