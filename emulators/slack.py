@@ -32,8 +32,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qs, parse_qsl, urlencode
 
 import httpx
 from starlette.applications import Starlette
@@ -44,6 +45,7 @@ from starlette.routing import Route
 from emulators.serve import RunningServer, serve_in_thread
 from emulators.slack_api import MAX_TEXT, METHODS, ApiError, flag
 from emulators.slack_blocks import find_button, validate_blocks
+from emulators.slack_socket import SocketModeServer
 from emulators.slack_state import (
     RESPONSE_URL_MAX_USES,
     RESPONSE_URL_TTL,
@@ -110,6 +112,7 @@ class SlackEmulator(SlackState):
         bot_name: str = "pgconn",
         verification_token: str = "emulatorverificationtoken",
         ack_deadline: float = 3.0,
+        app_token: str | None = None,
     ) -> None:
         super().__init__(
             team_id=team_id,
@@ -125,6 +128,11 @@ class SlackEmulator(SlackState):
         # The deprecated verification token Slack still puts in every payload.
         self.verification_token = verification_token
         self.ack_deadline = ack_deadline
+        # Socket Mode: `apps.connections.open` takes this app-level token; with `socket_mode`
+        # on, deliver() sends every request as an envelope over the app's WebSocket instead.
+        self.app_token = app_token
+        self.socket = SocketModeServer(app_id, ack_deadline=ack_deadline)
+        self.socket_mode = False
         # When Slack re-sends an event that got no 2xx in time (at once, after 1 and 5 minutes).
         self.event_retry_delays: tuple[float, ...] = (0.0, 60.0, 300.0)
         self.response_url_ttl = RESPONSE_URL_TTL
@@ -210,6 +218,7 @@ class SlackEmulator(SlackState):
             self.received.clear()
             self.deliveries.clear()
             self._faults.clear()
+        self.socket.reset()
 
     def _take_fault(self, method: str) -> _Fault | None:
         with self.lock:
@@ -323,6 +332,23 @@ class SlackEmulator(SlackState):
             self.received.append(call)
         return call
 
+    def _connections_open(
+        self, request: Request, body: bytes, call: RecordedCall
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Socket Mode's entry: only an app-level token (`xapp-…`) may open a connection."""
+        try:
+            params = _parse_params(request.headers.get("content-type", ""), call.query, body)
+        except ApiError as exc:
+            return 200, exc.body(), {}
+        token = _bearer(request.headers.get("authorization")) or params.pop("token", None)
+        if not token:
+            return 200, {"ok": False, "error": "not_authed"}, {}
+        if token == self.bot_token:
+            return 200, {"ok": False, "error": "not_allowed_token_type"}, {}
+        if self.app_token is None or token != self.app_token:
+            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        return 200, {"ok": True, "url": self.socket.new_url()}, {}
+
     async def _api(self, request: Request) -> Response:
         method = request.path_params["method"]
         body = await request.body()
@@ -334,6 +360,8 @@ class SlackEmulator(SlackState):
     def _api_answer(
         self, method: str, request: Request, body: bytes, call: RecordedCall
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if method == "apps.connections.open":
+            return self._connections_open(request, body, call)
         handler = METHODS.get(method)
         if handler is None:
             return 404, {"ok": False, "error": "unknown_method", "req_method": method}, {}
@@ -508,6 +536,8 @@ class SlackEmulator(SlackState):
     ) -> httpx.Response:
         """POST ``body`` to the bot's request URL, signed (or with ``signature`` instead,
         to test rejection), and record the exchange in ``deliveries``."""
+        if self.socket_mode:
+            return await self._deliver_over_socket(body, kind, headers or {})
         if not self.request_url:
             raise RuntimeError("SlackEmulator.request_url is not set (the bot's /slack/events)")
         ts = int(time.time()) if timestamp is None else timestamp
@@ -541,6 +571,34 @@ class SlackEmulator(SlackState):
                     late=elapsed > self.ack_deadline,
                 )
             )
+        return response
+
+    async def _deliver_over_socket(self, body: bytes, kind: str, headers: dict[str, str]) -> httpx.Response:
+        """The same request as an envelope on the app's Socket Mode connection (no signature:
+        the connection itself is authenticated). The answer stands in for the HTTP one: 200
+        with the ack's payload, or 504 when no ack came within the deadline."""
+        if kind == "slash_command":
+            type_, accepts = "slash_commands", True
+            payload: dict[str, Any] = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
+        elif kind == "event_callback":
+            type_, accepts = "events_api", False
+            payload = json.loads(body)
+        else:
+            type_, accepts = "interactive", kind == "view_submission"
+            payload = json.loads(parse_qs(body.decode()).get("payload", ["{}"])[-1])
+        retry = int(headers.get("X-Slack-Retry-Num", "0") or 0)
+        ack = await self.socket.send(type_, payload, accepts_response_payload=accepts, retry_attempt=retry)
+        status = 200 if ack is not None else 504
+        text = json.dumps(ack.payload) if ack is not None and ack.payload else ""
+        with self.lock:
+            self.deliveries.append(
+                Delivery(
+                    kind=kind, body=body, headers=headers, status=status, response_text=text,
+                    elapsed=ack.elapsed if ack else self.ack_deadline, late=ack is None,
+                )
+            )
+        response = httpx.Response(status, text=text)
+        response.elapsed = timedelta(seconds=ack.elapsed if ack else self.ack_deadline)
         return response
 
     def _channel_for_request(self, channel_id: str) -> Channel:
