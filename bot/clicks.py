@@ -17,11 +17,12 @@ from slack_sdk.errors import SlackApiError
 from bot import remediation
 from bot.errors import ActionBusy, AlreadyDone, PgconnError, StateUnavailable
 from bot.models import Dyno
-from bot.remediation import Outcome, dyno_progress
+from bot.remediation import Outcome, Progress, dyno_progress
 from bot.render import actions as ids
 from bot.render.text import escape, inert
 from bot.services import Services
 from bot.state.actions import AuditRecord
+from bot.state.inflight import InFlight
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,10 @@ async def execute(services: Services, click: Click, tell: Tell) -> Outcome | Non
         return None
     app, process_type = parse_value(click.value)
     label = LABELS[click.action_id]
+    if services.stopping:
+        # SIGTERM: this process is going away (a dyno restart or a deploy); nothing is started.
+        await tell(f":hourglass: pgconn is restarting: *{label}* was not run. Click again in a few seconds.")
+        return None
     if app not in settings.apps:
         log.warning(
             "refused %s on %r from %s: app not in PGCONN_APPS", click.action_id, app[:40], click.user_id
@@ -86,8 +91,25 @@ async def execute(services: Services, click: Click, tell: Tell) -> Outcome | Non
         await tell(f":hourglass: *{label}* not run: {exc.message}.")
         return None
     await services.ledger.hold(claim)
+    recorder = _Recorder(
+        services,
+        InFlight(
+            id=claim.key.removeprefix("pgconn:click:"),
+            action=click.action_id,
+            app=app,
+            user=click.user_id,
+            channel=click.channel_id,
+            message_ts=click.message_ts,
+            thread_ts=click.thread_ts or click.message_ts,
+            process_type=process_type,
+            claim_key=claim.key,
+            lock_token=token,
+            owner=services.inflight.owner,
+        ),
+    )
+    await services.inflight.save(recorder.record)
     try:
-        outcome = await _run(services, click, app, process_type)
+        outcome = await _run(services, click, app, process_type, recorder)
     except PgconnError as exc:
         log.warning("%s on %s failed: %s", click.action_id, app, exc.message)
         outcome = Outcome(ok=False, changed=False, summary=f"failed: {inert(exc.message)}")
@@ -113,23 +135,56 @@ async def execute(services: Services, click: Click, tell: Tell) -> Outcome | Non
             result=outcome.summary,
         )
     )
+    await recorder.finished(outcome.summary)
     ts = await _post_result(services, click, label, app, outcome, recorded, tell)
     if click.action_id == ids.RESTART and outcome.ok:
+        # A dyno restart of pgconn's own while following: the next process follows to the end.
+        await recorder.following(ts, result_text(click.user_id, label, app, outcome))
         # ts None: the result went through the click's response URL (the bot is not in that
         # channel), which takes only 5 posts within 30 minutes: no progress there, one final word.
         await _follow_restart(services, click, app, process_type, ts, outcome, tell)
+    await services.inflight.end(recorder.record)
     return outcome
 
 
-async def _run(services: Services, click: Click, app: str, process_type: str | None) -> Outcome:
+class _Recorder:
+    """Keeps the click's in-flight record up to date (bot.remediation.Progress)."""
+
+    def __init__(self, services: Services, record: InFlight) -> None:
+        self._services = services
+        self.record = record
+
+    async def sending(self, what: str) -> None:
+        self.record.phase, self.record.sending = "sent", what
+        await self._services.inflight.save(self.record)
+
+    async def done(self, what: str) -> None:
+        self.record.done.append(what)
+        self.record.sending = None
+        await self._services.inflight.save(self.record)
+
+    async def finished(self, summary: str) -> None:
+        self.record.phase, self.record.sending, self.record.result_text = "done", None, summary
+        await self._services.inflight.save(self.record)
+
+    async def following(self, ts: str | None, text: str) -> None:
+        self.record.phase, self.record.result_ts, self.record.result_text = "following", ts, text
+        await self._services.inflight.save(self.record)
+
+
+async def _run(
+    services: Services, click: Click, app: str, process_type: str | None, progress: Progress
+) -> Outcome:
     s = services.settings
     if click.action_id == ids.KILL_IDLE:
-        return await remediation.kill_idle(services.heroku, services.inspector, app, s.kill_idle_after_s)
+        return await remediation.kill_idle(
+            services.heroku, services.inspector, app, s.kill_idle_after_s, progress
+        )
     if click.action_id == ids.KILLALL:
-        return await remediation.kill_all(services.heroku, services.inspector, app)
+        return await remediation.kill_all(services.heroku, services.inspector, app, progress)
     if click.action_id == ids.RESTART:
-        return await remediation.restart(services.heroku, app, process_type)
-    return await remediation.add_pgbouncer(services.heroku, app, s.budget_headroom)
+        return await remediation.restart(services.heroku, app, process_type, progress)
+    return await remediation.add_pgbouncer(services.heroku, app, s.budget_headroom, progress)
 
 
 def result_text(user_id: str, label: str, app: str, outcome: Outcome) -> str:

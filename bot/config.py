@@ -70,6 +70,8 @@ class Settings:
     alert_tick_s: float | None = None
     restart_timeout_s: int = 300
     restart_poll_s: float = 2.0
+    # SIGTERM → at most this long to finish what is in flight (Heroku sends SIGKILL after 30 s).
+    shutdown_grace_s: float = 20.0
     reserve_interval_s: float = 30.0
     log_level: str = "INFO"
     # The most Redis connections this process opens (its pool's size): see PGCONN_REDIS_MAX_CONNECTIONS.
@@ -507,6 +509,14 @@ SETTINGS: tuple[Setting, ...] = (
         "how often (s) to look at dynos after a restart",
         _number(0.05, 60),
         default="2",
+    ),
+    Setting(
+        "PGCONN_SHUTDOWN_GRACE",
+        "shutdown_grace_s",
+        "on SIGTERM, seconds to let running actions finish before recording them for the next process "
+        "(Heroku sends SIGKILL 30 s after SIGTERM)",
+        _number(0, 28),
+        default="20",
     ),
     Setting(
         "PGCONN_HEROKU_TIMEOUT",

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.budget import Budget
 from bot.errors import DatabaseError, DatabaseFull, HerokuError, NoDatabase, PgconnError
@@ -57,6 +58,26 @@ PREPARED_STATEMENTS_ADVICE = {
 }
 
 
+class Progress(Protocol):
+    """Told before a change is sent and after it is done, so that an action a dyno restart
+    stops half-way can be told truthfully by the next process (bot.state.inflight)."""
+
+    async def sending(self, what: str) -> None: ...
+
+    async def done(self, what: str) -> None: ...
+
+
+class _Quiet:
+    async def sending(self, what: str) -> None:
+        return None
+
+    async def done(self, what: str) -> None:
+        return None
+
+
+QUIET = _Quiet()
+
+
 @dataclass(frozen=True)
 class Outcome:
     ok: bool
@@ -69,10 +90,15 @@ class Outcome:
 
 
 async def kill_idle(
-    heroku: HerokuClient, inspector: PostgresInspector, app: str, idle_after_s: int
+    heroku: HerokuClient,
+    inspector: PostgresInspector,
+    app: str,
+    idle_after_s: int,
+    progress: Progress = QUIET,
 ) -> Outcome:
     context = await load_app_context(heroku, app)
     dsn = _dsn(context)
+    await progress.sending("terminating idle connections")
     try:
         result = await inspector.terminate(dsn, idle_older_than_s=idle_after_s)
     except DatabaseFull:
@@ -90,9 +116,12 @@ async def kill_idle(
     )
 
 
-async def kill_all(heroku: HerokuClient, inspector: PostgresInspector, app: str) -> Outcome:
+async def kill_all(
+    heroku: HerokuClient, inspector: PostgresInspector, app: str, progress: Progress = QUIET
+) -> Outcome:
     context = await load_app_context(heroku, app)
     dsn = _dsn(context)
+    await progress.sending("terminating the role's connections")
     try:
         result = await inspector.terminate(dsn)
         return Outcome(
@@ -107,6 +136,7 @@ async def kill_all(heroku: HerokuClient, inspector: PostgresInspector, app: str)
     used = None
     with contextlib.suppress(HerokuError):  # the count is a nicety; the reset is what matters
         used = (await heroku.pg_info(context.database)).connections_used
+    await progress.sending("Heroku's connection reset")
     await heroku.connection_reset(context.database)
     held = f"{used} " if used is not None else ""
     return Outcome(
@@ -116,13 +146,17 @@ async def kill_all(heroku: HerokuClient, inspector: PostgresInspector, app: str)
     )
 
 
-async def restart(heroku: HerokuClient, app: str, process_type: str | None) -> Outcome:
+async def restart(
+    heroku: HerokuClient, app: str, process_type: str | None, progress: Progress = QUIET
+) -> Outcome:
     formation = await heroku.formation(app)
     if process_type and process_type not in {p.type for p in formation}:
         return Outcome(ok=False, changed=False, summary=f"{app} has no {code(process_type, 40)} process type")
     dynos = sum(p.quantity for p in formation if process_type in (None, p.type))
-    await heroku.restart(app, process_type)
     what = f"{dynos} {process_type + ' ' if process_type else ''}dyno{'s' if dynos != 1 else ''}"
+    await progress.sending(f"the restart of {what}")
+    await heroku.restart(app, process_type)
+    await progress.done(f"restarted {what}")
     return Outcome(ok=True, summary=f"restarted {what}")
 
 
@@ -175,7 +209,7 @@ def procfile_lines(formation: tuple[ProcessType, ...]) -> list[str]:
     return lines
 
 
-async def add_pgbouncer(heroku: HerokuClient, app: str, headroom: int) -> Outcome:
+async def add_pgbouncer(heroku: HerokuClient, app: str, headroom: int, progress: Progress = QUIET) -> Outcome:
     context = await load_app_context(heroku, app)
     budget = await _budget(heroku, context, headroom)
     if supports_server_pooling(context.database.plan):
@@ -190,17 +224,21 @@ async def add_pgbouncer(heroku: HerokuClient, app: str, headroom: int) -> Outcom
     wanted = [PGBOUNCER_BUILDPACK, *current]
     done: list[str] = []
     not_done: list[str] = []
+    await progress.sending(f"buildpacks {inert(', '.join(wanted))}")
     try:
         after = await heroku.set_buildpacks(app, wanted)
     except HerokuError as exc:
         return Outcome(ok=False, changed=False, summary=f"nothing changed: {inert(exc.message)}")
     done.append(f"buildpacks are now {inert(', '.join(after))}")
+    await progress.done(done[-1])
     pool = budget.pgbouncer_pool_size if budget else None
     changes: dict[str, str | None] = dict(budget.pgbouncer_config_vars) if budget and pool else {}
     try:
         if changes:
+            await progress.sending("config vars " + ", ".join(f"{k}={v}" for k, v in changes.items()))
             await heroku.update_config_vars(app, changes)
             done.append(", ".join(f"{k}={v}" for k, v in changes.items()))
+            await progress.done(done[-1])
     except HerokuError as exc:
         not_done.append(
             f"config vars not set ({inert(exc.message)}): "

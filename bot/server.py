@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from bot.keeper import keep_reserved
 from bot.payloads import malformed
+from bot.recovery import keep_finishing
 from bot.services import Services
 from bot.signing import MAX_BODY_BYTES as MAX_SLACK_BODY_BYTES
 from bot.signing import headers_fresh, signature_valid
@@ -89,9 +90,12 @@ def create_asgi(services: Services) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         services.spawn(keep_reserved(services), name="keep-reserved", lasting=True)
+        # Heartbeat, and the story of actions a stopped process left half-told (a dyno restart).
+        services.spawn(keep_finishing(services), name="finish-interrupted", lasting=True)
         await services.alerts.start()
         yield
-        await services.aclose()
+        # SIGTERM (uvicorn stopped taking connections): running actions get the grace period.
+        await services.shutdown(services.settings.shutdown_grace_s)
 
     routes = [Route("/slack/events", slack_events, methods=["POST"]), *http_routes(services)]
     asgi = Starlette(routes=routes, lifespan=lifespan)

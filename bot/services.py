@@ -31,6 +31,7 @@ from bot.state.actions import ActionLedger, AuditLog
 from bot.state.budget_watch import BudgetWatchStore
 from bot.state.drains import DrainNonces
 from bot.state.incidents import IncidentStore
+from bot.state.inflight import InFlightStore
 from bot.state.metrics import MetricStore
 from bot.state.webhooks import WebhookSecrets
 from bot.throttle import HerokuBudget, Throttle
@@ -59,6 +60,9 @@ class Services:
     budget_watch: BudgetWatcher
     drain_nonces: DrainNonces
     throttle: Throttle
+    inflight: InFlightStore = field(default_factory=lambda: InFlightStore(None))
+    # SIGTERM: no new work is taken, running work gets the grace period (bot.server's lifespan).
+    stopping: bool = False
     _dsn_cache: dict[str, tuple[float, str | None]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _pending: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -114,10 +118,32 @@ class Services:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    async def shutdown(self, grace_s: float) -> None:
+        """SIGTERM: take no new work, let running work finish within `grace_s`, then stop it.
+
+        Work stopped mid-way keeps its in-flight record (bot.state.inflight): dropping this
+        process's heartbeat makes it an orphan the next process finishes at once."""
+        self.stopping = True
+        pending = [t for t in self._pending if not t.done()]
+        if pending:
+            log.info("shutting down: waiting up to %gs for %d running tasks", grace_s, len(pending))
+            _, still = await asyncio.wait(pending, timeout=grace_s)
+            if still:
+                log.warning(
+                    "shutting down: %d tasks still running after %gs; stopping them", len(still), grace_s
+                )
+        await self.aclose()
+
     async def aclose(self) -> None:
+        self.stopping = True
         await self.alerts.stop()
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            # Their cancellation handlers (unlock, records) still need Redis: let them run first.
+            await asyncio.wait(tasks, timeout=2.0)
+        await self.inflight.gone()
         await self.inspector.close()
         await self.http.aclose()
         if self.redis is not None:
@@ -198,4 +224,5 @@ def build_services(settings: Settings) -> Services:
             max_in_flight=settings.max_in_flight,
             heroku_reserve=settings.heroku_reserve,
         ),
+        inflight=InFlightStore(redis),
     )

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
+from bot import ratelimit
 from bot.state import Redis
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,8 @@ class HerokuBudget:
     the refill since (about 75 a minute, up to 4,500). The refill matters: while reads are
     refused no call reports a newer count, and a count that never rose would refuse them forever."""
 
-    CAPACITY = 4500
-    REFILL_PER_S = 75 / 60
+    CAPACITY = ratelimit.CAPACITY  # the same pool bot.ratelimit paces each request against
+    REFILL_PER_S = ratelimit.REFILL_PER_S
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock

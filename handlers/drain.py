@@ -84,6 +84,10 @@ def heroku_drain(services: Services) -> Endpoint:
         if not alerts.enabled:
             # Accepting lines nobody will act on would hide the misconfiguration.
             return PlainTextResponse(f"alerts are off: {alerts.why_disabled}\n", status_code=503)
+        if services.stopping:
+            # SIGTERM: logplex re-sends a frame answered 503 (same Logplex-Frame-Id), to a dyno
+            # that stays; a 4xx would drop it for good.
+            return PlainTextResponse("restarting; send it again\n", status_code=503)
         length = request.headers.get("content-length", "")
         try:
             if length.isdigit():

@@ -73,6 +73,8 @@ def heroku_webhook(services: Services) -> Endpoint:
         log.info("webhook %s: %s %s", app, event.resource, event.action)
         if not event.relevant:
             return Response(status_code=204)
+        if services.stopping:
+            return PlainTextResponse("restarting; try again\n", status_code=503)  # Heroku retries "sync"
         delivery = event.delivery_id or hashlib.sha256(body).hexdigest()
         try:
             first = await services.budget_watch.store.claim_delivery(app, delivery)
