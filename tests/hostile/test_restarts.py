@@ -8,32 +8,20 @@ is followed to the end, and the button works again when nothing was done.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import pytest
 
 from emulators.slack import Message
 from tests.conftest import System
-from tests.harness import OPS_CHANNEL, BotProcess, bot_env, new_port, start_bot
-from tests.hostile.helpers import click, post_report, thread_reply
+from tests.harness import OPS_CHANNEL, BotProcess
+from tests.hostile.helpers import click, dedicated_bot, post_report, thread_reply
 
 GRACE = "0.5"  # PGCONN_SHUTDOWN_GRACE: short, so the tests reach "stopped mid-way" quickly
 
 
-def start(system: System) -> BotProcess:
-    bot = start_bot(
-        bot_env(
-            slack_url=system.slack.url,
-            heroku_url=system.heroku.url,
-            redis_url=system.redis_url,
-            port=new_port(),
-            PGCONN_SHUTDOWN_GRACE=GRACE,
-            PGCONN_RESTART_POLL="0.2",
-        )
-    )
-    system.slack.request_url = bot.events_url
-    return bot
+def start(system: System) -> AbstractContextManager[BotProcess]:
+    return dedicated_bot(system, PGCONN_SHUTDOWN_GRACE=GRACE, PGCONN_RESTART_POLL="0.2")
 
 
 def sigterm(bot: BotProcess) -> None:
@@ -41,17 +29,6 @@ def sigterm(bot: BotProcess) -> None:
     # Well inside Heroku's 30 s; uvicorn re-raises the signal once it has shut down.
     assert bot.process.wait(timeout=20) in (0, -signal.SIGTERM)
     assert "Traceback" not in bot.logs()
-
-
-@contextmanager
-def bots(system: System) -> Iterator[list[BotProcess]]:
-    started: list[BotProcess] = []
-    try:
-        yield started
-    finally:
-        for bot in started:
-            bot.stop()
-        system.slack.request_url = system.bot.events_url
 
 
 async def in_thread(system: System, report: Message, contains: str, timeout: float = 30) -> Message:
@@ -62,15 +39,14 @@ async def test_sigterm_while_a_restart_is_followed_the_next_process_follows_it_t
     system: System,
 ) -> None:
     system.heroku.apps["my-app"].boot_seconds = 6.0  # dynos take a while to come back
-    with bots(system) as started:
-        started.append(first := start(system))
+    with start(system) as first:
         report = await post_report(system)
         await click(system, report, "pgconn.restart")
         result = await in_thread(system, report, "restarted 4 dynos")
         await system.slack.wait_for(lambda: "0/4 dynos up" in result.text, timeout=15)
         sigterm(first)
-        assert "All 4 dynos are up" not in result.text  # the first process did not see them up
-        started.append(start(system))  # the dyno that replaces it
+    assert "All 4 dynos are up" not in result.text  # the first process did not see them up
+    with start(system):  # the dyno that replaces it
         await system.slack.wait_for(lambda: "All 4 dynos are up" in result.text, timeout=40)
     assert "followed to the end by another pgconn process" in result.text
     assert [m.ts for m in system.slack.thread(OPS_CHANNEL, report.ts)] == [result.ts]  # one message
@@ -81,13 +57,12 @@ async def test_sigterm_while_add_pgbouncer_is_half_done_says_what_was_and_was_no
 ) -> None:
     # The config-vars PATCH is slow: the process stops with the buildpacks set and it in flight.
     system.heroku.inject(path="/apps/my-app/config-vars", method="PATCH", status=200, delay=4.0)
-    with bots(system) as started:
-        started.append(first := start(system))
+    with start(system) as first:
         report = await post_report(system)
         await click(system, report, "pgconn.add_pgbouncer")
         await system.slack.wait_for(lambda: patched(system), timeout=15)
         sigterm(first)
-        started.append(start(system))
+    with start(system):
         told = await in_thread(system, report, "in the middle of *Add PgBouncer*")
     assert "• done: buildpacks are now heroku/pgbouncer, heroku/python" in told.text
     assert "*may or may not have been done*: config vars PGBOUNCER_DEFAULT_POOL_SIZE=" in told.text
@@ -104,15 +79,14 @@ async def test_sigterm_before_anything_was_sent_frees_the_button(system: System,
     # Reading the app is slow: the process stops before it sent anything.
     path = "/apps/my-app/formation" if action == "pgconn.restart" else "/apps/my-app/config-vars"
     system.load.open(2, "web.1")
-    with bots(system) as started:
-        started.append(first := start(system))
+    with start(system) as first:
         report = await post_report(system)
         system.heroku.inject(path=path, method="GET", status=200, delay=4.0)
         before = reads(system, path)
         await click(system, report, action)
         await system.slack.wait_for(lambda: reads(system, path) > before, timeout=15)
         sigterm(first)
-        started.append(start(system))
+    with start(system):
         told = await in_thread(system, report, "*nothing was done*")
         assert "The button works again" in told.text
         assert system.load.alive() == 2
