@@ -70,6 +70,8 @@ def bot_env(
         "PGCONN_MAX_IN_FLIGHT": "100000",
         # Tests inject 429s (RateLimit-Remaining: 0); the reserve has a test of its own.
         "PGCONN_HEROKU_RESERVE": "0",
+        # A test stopping its bot does not wait 20 s for a restart still being followed.
+        "PGCONN_SHUTDOWN_GRACE": "2",
     }
     env.update(overrides)
     return {k: v for k, v in env.items() if v is not None}

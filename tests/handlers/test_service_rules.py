@@ -279,8 +279,7 @@ async def test_with_the_pool_nearly_empty_answers_state_the_wait_and_no_call_is_
     system: System,
 ) -> None:
     slack, pool = system.slack, system.heroku.rate_limit
-    # No reserve kept for fixes (issue 20's PGCONN_HEROKU_RESERVE): this is about the pool itself.
-    with dedicated_bot(system, PGCONN_HEROKU_RESERVE="0") as bot:
+    with dedicated_bot(system) as bot:
         pool.set(3)  # what an account left after a busy hour has
         first = len(slack.messages(OPS_CHANNEL))
         # A burst of 12 reports: 3 shared calls for the app, then pg:info for each.
