@@ -211,3 +211,5 @@ async def test_a_verified_formation_webhook_makes_the_next_alert_read_the_new_fo
     web_before = int(re.search(r"web (\d+)", before).group(1))  # type: ignore[union-attr]
     web_after = int(re.search(r"web (\d+)", after).group(1))  # type: ignore[union-attr]
     assert web_after == 2 * web_before, (before, after)
+    # Closed here: left open, its resolution reply lands in whichever test runs next.
+    await resolve(alerts, app, third)
