@@ -10,7 +10,8 @@ This module connects; each feature's keys live in a module of its own:
 - metrics.py — recent connection samples for the alert's sparkline;
 - budget_watch.py — the budget snapshot, open warning and webhook delivery claims;
 - webhooks.py — each app's webhook signing secret;
-- drains.py — each app's current drain nonce.
+- drains.py — each app's current drain nonce;
+- inflight.py — actions in flight and each process's heartbeat (finished by the next process).
 """
 
 from __future__ import annotations

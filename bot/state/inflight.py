@@ -26,6 +26,8 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from bot.state import Redis
+from bot.state.actions import lock_key
+from bot.state.locks import claim_once, release_lock
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ class InFlightStore:
                 if await self._redis.exists(alive_key(record.owner)):
                     continue
                 taken = f"pgconn:inflight-taken:{record.id}"
-                if await self._redis.set(taken, self.owner, nx=True, ex=TAKE_TTL_S):
+                if await claim_once(self._redis, taken, self.owner, TAKE_TTL_S):
                     found.append(record)
         except (RedisError, OSError) as exc:
             log.warning("could not look for interrupted actions: %s", type(exc).__name__)
@@ -132,11 +134,7 @@ class InFlightStore:
         """Free the app lock the record's process held (only if it still holds it)."""
         if self._redis is None:
             return
-        script = (
-            "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-        )
-        with contextlib.suppress(RedisError, OSError):
-            await self._redis.eval(script, 1, f"pgconn:lock:{app}", token)
+        await release_lock(self._redis, lock_key(app), token)
 
     async def free_claim(self, claim_key: str) -> None:
         if self._redis is None:
