@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -102,3 +103,25 @@ async def post_in_channel(
 async def tell(respond: Respond, text: str) -> None:
     """An ephemeral sentence to the person who asked."""
     await respond_reliably(respond, response_type="ephemeral", text=text, replace_original=False)
+
+
+class ChannelPacer:
+    """At most one post a second per channel, across this process's posters.
+
+    chat.postMessage allows about one message a second per channel; pacing here avoids most
+    429s, and the client's retry handler honours Retry-After for the rest."""
+
+    def __init__(self, interval_s: float = 1.0) -> None:
+        self.interval_s = interval_s
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._last_at: dict[str, float] = {}
+
+    async def paced(self, channel: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        async with self._locks.setdefault(channel, asyncio.Lock()):
+            wait = self._last_at.get(channel, 0.0) + self.interval_s - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                return await call()
+            finally:
+                self._last_at[channel] = time.monotonic()
