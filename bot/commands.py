@@ -8,8 +8,11 @@ from typing import Literal
 
 from bot.render.text import code
 
-Verb = Literal["report", "budget", "watch", "unwatch", "audit", "diagnose", "help"]
-VERBS: tuple[Verb, ...] = ("report", "budget", "watch", "unwatch", "audit", "diagnose", "help")
+# The verbs about one app; `help` is the only verb without one.
+AppVerb = Literal["report", "budget", "watch", "unwatch", "audit", "diagnose"]
+APP_VERBS: tuple[AppVerb, ...] = ("report", "budget", "watch", "unwatch", "audit", "diagnose")
+Verb = AppVerb | Literal["help"]
+VERBS: tuple[Verb, ...] = (*APP_VERBS, "help")
 MAX_INPUT = 200
 
 HELP = """*pgconn* — Heroku Postgres connections, from Slack.
@@ -22,9 +25,22 @@ HELP = """*pgconn* — Heroku Postgres connections, from Slack.
 
 
 @dataclass(frozen=True)
-class Command:
-    verb: Verb
-    app: str | None
+class AppCommand:
+    """A verb about one app in PGCONN_APPS: the app is always there."""
+
+    verb: AppVerb
+    app: str
+
+
+@dataclass(frozen=True)
+class HelpCommand:
+    """`/pgconn help` (or `/pgconn` when several apps could be meant)."""
+
+    verb: Literal["help"] = "help"
+    app: None = None
+
+
+Command = AppCommand | HelpCommand
 
 
 class CommandError(ValueError):
@@ -40,11 +56,11 @@ def parse_command(text: str, apps: Sequence[str]) -> Command:
         raise CommandError(f"That is too long for a command ({len(cleaned)} characters). Try `/pgconn help`.")
     if not words:
         if len(apps) == 1:
-            return Command("report", apps[0])
-        return Command("help", None)
+            return AppCommand("report", apps[0])
+        return HelpCommand()
     first = words[0].lower()
     if first in ("help", "-h", "--help", "?"):
-        return Command("help", None)
+        return HelpCommand()
     app = words[0].lower()
     if app not in apps:
         known = ", ".join(code(a) for a in apps[:10])
@@ -52,11 +68,11 @@ def parse_command(text: str, apps: Sequence[str]) -> Command:
             f"pgconn does not watch an app named {code(words[0], 40)}. Apps it may act on: {known}."
         )
     if len(words) == 1:
-        return Command("report", app)
-    verb = words[1].lower()
-    if verb not in VERBS or verb == "help" or len(words) > 2:
+        return AppCommand("report", app)
+    verb = next((v for v in APP_VERBS if v == words[1].lower()), None)
+    if verb is None or len(words) > 2:
         raise CommandError(
             f"`/pgconn {app}` does not understand {code(' '.join(words[1:]), 40)}. "
             "Try `budget`, `watch`, `unwatch`, `audit` or `diagnose`, or `/pgconn help`."
         )
-    return Command(verb, app)
+    return AppCommand(verb, app)

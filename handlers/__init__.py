@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.response import BoltResponse
 from starlette.routing import BaseRoute, Route
 
@@ -20,6 +20,7 @@ from handlers import actions, drain, events, http, slash, webhooks
 log = logging.getLogger(__name__)
 
 Listener = Callable[..., Coroutine[Any, Any, None]]
+Next = Callable[[], Awaitable[None]]  # a Bolt middleware's `next`
 
 # Work behind an ack starts this much later, so that requests arriving together (a burst of
 # commands or clicks) are all acknowledged before any of their work competes with the acks:
@@ -71,11 +72,13 @@ def ack_first(listener: Listener, services: Services, *, bounded: bool = True) -
 def register(app: AsyncApp, services: Services) -> None:
     """Slack listeners: slash command, buttons, events."""
 
-    async def inject_services(context: Any, next: Any) -> None:  # noqa: A002 - Bolt's name
+    async def inject_services(context: AsyncBoltContext, next: Next) -> None:  # noqa: A002 - Bolt's name
         context["services"] = services
         await next()
 
-    async def refuse_foreign(context: Any, body: dict[str, Any], next: Any) -> BoltResponse | None:  # noqa: A002
+    async def refuse_foreign(  # noqa: A002 - `next` is Bolt's name
+        context: AsyncBoltContext, body: dict[str, Any], next: Next
+    ) -> BoltResponse | None:
         """Nothing from another workspace or an externally shared channel goes further (bot.authz)."""
         why = await foreign_origin(services, context, body)
         if why is None:
@@ -101,7 +104,7 @@ def register(app: AsyncApp, services: Services) -> None:
     app.event("message")(ack_first(events.message, services))
 
 
-async def foreign_origin(services: Services, context: Any, body: dict[str, Any]) -> str | None:
+async def foreign_origin(services: Services, context: AsyncBoltContext, body: dict[str, Any]) -> str | None:
     """Why a Slack request is not from pgconn's own workspace (bot.authz.foreign), or None."""
     s = services.settings
     installed = context.authorize_result

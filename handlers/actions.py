@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 
 from bot import clicks
 from bot.messaging import tell
@@ -35,7 +35,11 @@ def _click(body: dict[str, Any], action: dict[str, Any]) -> clicks.Click:
 
 
 async def remediation_button(
-    ack: Any, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond, context: Any
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
 ) -> None:
     await ack()
     services: Services = context["services"]

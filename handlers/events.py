@@ -11,6 +11,8 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from slack_bolt.async_app import AsyncBoltContext
+
 from bot.authz import may_answer_message
 from bot.detect import mentions_exhaustion
 from bot.errors import PgconnError
@@ -51,15 +53,15 @@ def message_text(event: dict[str, Any]) -> str:
     return "\n".join(p for p in parts if p)
 
 
-async def message(event: dict[str, Any], context: Any) -> None:
+async def message(event: dict[str, Any], context: AsyncBoltContext) -> None:
     """Bolt acks events itself; this runs after the ack."""
     if event.get("subtype") not in _ANSWERED_SUBTYPES:
         return
     services: Services = context["services"]
     if not may_answer_message(
         event,
-        own_bot_id=context.get("bot_id"),
-        own_user_id=context.get("bot_user_id"),
+        own_bot_id=context.bot_id,
+        own_user_id=context.bot_user_id,
         bots=services.settings.alert_bots,
     ):
         return

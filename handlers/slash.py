@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import watching
 from bot.authz import who_may
-from bot.commands import HELP, Command, CommandError, parse_command
+from bot.commands import HELP, AppCommand, AppVerb, CommandError, HelpCommand, parse_command
 from bot.errors import PgconnError
 from bot.messaging import post_in_channel, respond_reliably, tell
 from bot.render.audit import audit_text
@@ -25,9 +26,15 @@ from bot.state import STATE_DOWN_NOTE, redis_ok
 
 log = logging.getLogger(__name__)
 
+Payload = dict[str, Any]  # the slash command as Slack sent it (channel_id, user_id, text …)
+
 
 async def pgconn_command(
-    ack: Any, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, context: Any
+    ack: AsyncAck,
+    command: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
 ) -> None:
     await ack()
     services: Services = context["services"]
@@ -51,7 +58,10 @@ async def pgconn_command(
         await tell(respond, refusal)
         return
     try:
-        await VERB_HANDLERS[parsed.verb](services, parsed, command, respond, client)
+        if isinstance(parsed, HelpCommand):
+            await _help(services, respond)
+        else:
+            await VERB_HANDLERS[parsed.verb](services, parsed, command, respond, client)
     except PgconnError as exc:
         log.warning("/pgconn %s %s failed: %s", parsed.verb, parsed.app, type(exc).__name__)
         await tell(respond, f":x: {inert(exc.message)}")
@@ -64,9 +74,7 @@ async def pgconn_command(
         )
 
 
-async def _help(
-    services: Services, cmd: Command, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
-) -> None:
+async def _help(services: Services, respond: AsyncRespond) -> None:
     apps = ", ".join(f"`{a}`" for a in services.settings.apps)
     await tell(respond, f"{HELP}\nApps: {apps}")
 
@@ -90,9 +98,8 @@ async def _build_report(services: Services, app: str) -> Report:
 
 
 async def _report(
-    services: Services, cmd: Command, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    services: Services, cmd: AppCommand, command: Payload, respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
-    assert cmd.app is not None
     report = await _build_report(services, cmd.app)
     await post_in_channel(
         client,
@@ -104,9 +111,8 @@ async def _report(
 
 
 async def _budget(
-    services: Services, cmd: Command, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    services: Services, cmd: AppCommand, command: Payload, respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
-    assert cmd.app is not None
     app, budget = await app_budget(services.heroku, cmd.app, headroom=services.settings.budget_headroom)
     await post_in_channel(
         client,
@@ -118,17 +124,15 @@ async def _budget(
 
 
 async def _audit(
-    services: Services, cmd: Command, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    services: Services, cmd: AppCommand, command: Payload, respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
-    assert cmd.app is not None
     records = await services.audit.recent(cmd.app, count=15)
     await tell(respond, audit_text(cmd.app, records))
 
 
 async def _watch(
-    services: Services, cmd: Command, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    services: Services, cmd: AppCommand, command: Payload, respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
-    assert cmd.app is not None
     s = services.settings
     app = cmd.app
 
@@ -149,9 +153,8 @@ async def _watch(
 
 
 async def _unwatch(
-    services: Services, cmd: Command, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    services: Services, cmd: AppCommand, command: Payload, respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
-    assert cmd.app is not None
     s = services.settings
     app = cmd.app
 
@@ -166,9 +169,8 @@ async def _unwatch(
 
 
 async def _diagnose(
-    services: Services, cmd: Command, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    services: Services, cmd: AppCommand, command: Payload, respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
-    assert cmd.app is not None
     report = await _build_report(services, cmd.app)
     blocks = report_blocks(report, idle_after_s=services.settings.kill_idle_after_s, checks=True)
     if await services.authoriser.private_for(str(command.get("user_id") or ""), "diagnose"):
@@ -183,8 +185,11 @@ async def _diagnose(
     )
 
 
-VERB_HANDLERS: dict[str, Any] = {
-    "help": _help,
+# What each verb about an app does; `help` needs no app and is answered above.
+VerbHandler = Callable[
+    [Services, AppCommand, Payload, AsyncRespond, AsyncWebClient], Awaitable[None]
+]
+VERB_HANDLERS: dict[AppVerb, VerbHandler] = {
     "report": _report,
     "diagnose": _diagnose,
     "budget": _budget,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.commands import Command, CommandError, parse_command
+from bot.commands import AppCommand, Command, CommandError, HelpCommand, parse_command
 
 APPS = ("my-app", "my-app-staging")
 
@@ -14,15 +14,15 @@ APPS = ("my-app", "my-app-staging")
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", Command("help", None)),
-        ("help", Command("help", None)),
-        ("my-app", Command("report", "my-app")),
-        ("  MY-APP  ", Command("report", "my-app")),
-        ("my-app budget", Command("budget", "my-app")),
-        ("my-app-staging watch", Command("watch", "my-app-staging")),
-        ("my-app unwatch", Command("unwatch", "my-app")),
-        ("my-app audit", Command("audit", "my-app")),
-        ("my-app diagnose", Command("diagnose", "my-app")),
+        ("", HelpCommand()),
+        ("help", HelpCommand()),
+        ("my-app", AppCommand("report", "my-app")),
+        ("  MY-APP  ", AppCommand("report", "my-app")),
+        ("my-app budget", AppCommand("budget", "my-app")),
+        ("my-app-staging watch", AppCommand("watch", "my-app-staging")),
+        ("my-app unwatch", AppCommand("unwatch", "my-app")),
+        ("my-app audit", AppCommand("audit", "my-app")),
+        ("my-app diagnose", AppCommand("diagnose", "my-app")),
     ],
 )
 def test_parses(text: str, expected: Command) -> None:
@@ -30,7 +30,7 @@ def test_parses(text: str, expected: Command) -> None:
 
 
 def test_single_app_is_the_default() -> None:
-    assert parse_command("", ("only-app",)) == Command("report", "only-app")
+    assert parse_command("", ("only-app",)) == AppCommand("report", "only-app")
 
 
 @pytest.mark.parametrize(
