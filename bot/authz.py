@@ -25,7 +25,7 @@ from typing import Literal
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.render import actions as ids
+from bot.buttons import BUTTONS
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,8 @@ RULES: Mapping[str, Who] = {
     # Removing the drain silences the alerts; adding it sends the app's logs to pgconn.
     "watch": "admin",
     "unwatch": "admin",
-    ids.KILL_IDLE: "admin",
-    ids.KILLALL: "admin",
-    ids.RESTART: "admin",
-    ids.ADD_PGBOUNCER: "admin",
+    # Every button says who may press it in its record (bot.buttons).
+    **{b.id: b.who for b in BUTTONS},
 }
 # Answered only to the person who asked, unless an admin asks.
 PRIVATE_UNLESS_ADMIN = frozenset({"diagnose"})

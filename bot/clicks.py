@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError
 
 from bot import remediation
+from bot.buttons import BY_ID
 from bot.errors import ActionBusy, AlreadyDone, PgconnError, StateUnavailable
 from bot.models import Dyno
 from bot.remediation import Outcome, Progress, dyno_progress
@@ -175,16 +176,7 @@ class _Recorder:
 async def _run(
     services: Services, click: Click, app: str, process_type: str | None, progress: Progress
 ) -> Outcome:
-    s = services.settings
-    if click.action_id == ids.KILL_IDLE:
-        return await remediation.kill_idle(
-            services.heroku, services.inspector, app, s.kill_idle_after_s, progress
-        )
-    if click.action_id == ids.KILLALL:
-        return await remediation.kill_all(services.heroku, services.inspector, app, progress)
-    if click.action_id == ids.RESTART:
-        return await remediation.restart(services.heroku, app, process_type, progress)
-    return await remediation.add_pgbouncer(services.heroku, app, s.budget_headroom, progress)
+    return await BY_ID[click.action_id].fix(services, app, process_type, progress)
 
 
 def result_text(user_id: str, label: str, app: str, outcome: Outcome) -> str:

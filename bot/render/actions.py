@@ -1,30 +1,24 @@
-"""The remediation buttons (public action ids) with their confirm dialogs. Pure."""
+"""The remediation buttons in Block Kit (records: bot.buttons), with their confirm dialogs. Pure."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+from bot import buttons
+from bot.buttons import BUTTONS, Facts
 from bot.render.text import plural, truncate
 
-KILL_IDLE = "pgconn.kill_idle"
-KILLALL = "pgconn.killall"
-RESTART = "pgconn.restart"
-ADD_PGBOUNCER = "pgconn.add_pgbouncer"
-ACTION_IDS = (KILL_IDLE, KILLALL, RESTART, ADD_PGBOUNCER)
-ACTION_LABELS = {
-    KILL_IDLE: "Kill idle",
-    KILLALL: "Kill all",
-    RESTART: "Restart dynos",
-    ADD_PGBOUNCER: "Add PgBouncer",
-}
+# The public action ids and labels, as the rest of the code names them (records: bot.buttons).
+KILL_IDLE = buttons.KILL_IDLE.id
+KILLALL = buttons.KILLALL.id
+RESTART = buttons.RESTART.id
+ADD_PGBOUNCER = buttons.ADD_PGBOUNCER.id
+ACTION_IDS = tuple(b.id for b in BUTTONS)
+ACTION_LABELS = {b.id: b.label for b in BUTTONS}
 ACTIONS_BLOCK_ID = "pgconn.actions"
 # What the diagnosis calls each fix (bot.diagnosis.Remedy) → its public action id.
-REMEDY_ACTIONS = {
-    "kill_idle": KILL_IDLE,
-    "killall": KILLALL,
-    "restart": RESTART,
-    "add_pgbouncer": ADD_PGBOUNCER,
-}
+REMEDY_ACTIONS = {b.remedy: b.id for b in BUTTONS}
 
 
 def _plain(text: str, limit: int) -> dict[str, Any]:
@@ -78,67 +72,26 @@ def remediation_actions(
     `lead` (an action id) is the fix for the report's likely cause: it goes first, styled
     primary. A lead restart with `lead_process_type` restarts only that process type.
     """
-    role = f"{app}'s database role"
-    idle_now = f" ({idle_connections} idle right now)" if idle_connections is not None else ""
-    all_what = plural(role_connections, "connection") if role_connections is not None else "all connections"
-    dyno_what = plural(dynos, "dyno") if dynos is not None else "all dynos"
-    pool = f" with a pool of {pgbouncer_pool} server connections per dyno" if pgbouncer_pool else ""
     one_type = lead_process_type if lead == RESTART else None
-    buttons = [
-        _button(
-            KILL_IDLE,
-            "Kill idle",
-            app,
-            "Kill idle connections?",
-            f"Terminate the connections of {role} that have been idle or idle in transaction "
-            f"for over {idle_after_s}s{idle_now}. Active queries are left alone.",
-            "Kill idle",
-            danger=False,
-            lead=lead == KILL_IDLE,
-        ),
-        _button(
-            KILLALL,
-            "Kill all",
-            app,
-            "Kill all connections?",
-            f"Terminate {all_what} of {role}, active queries included (like heroku pg:killall). "
-            "Open transactions are rolled back.",
-            "Kill all",
-            danger=True,
-            lead=lead == KILLALL,
-        ),
-        _button(
-            RESTART,
-            f"Restart {one_type} dynos" if one_type else "Restart dynos",
-            # The value a click carries: `app:type` restarts one process type (bot.clicks).
-            f"{app}:{one_type}" if one_type else app,
-            "Restart dynos?",
-            (
-                f"Restart every {one_type} dyno of {app} (like heroku ps:restart {one_type}). Their "
-                "connections close and reopen as the dynos boot."
-                if one_type
-                else f"Restart {dyno_what} of {app} (like heroku ps:restart). Their connections close "
-                "and reopen as the dynos boot."
-            ),
-            "Restart",
-            danger=True,
-            lead=lead == RESTART,
-        ),
-        _button(
-            ADD_PGBOUNCER,
-            "Add PgBouncer",
-            app,
-            "Add PgBouncer?",
-            f"Put the heroku/pgbouncer buildpack first on {app} and set PGBOUNCER_* config "
-            f"vars{pool}. Takes effect on the next deploy, after the Procfile change pgconn "
-            "will show you.",
-            "Add PgBouncer",
-            danger=False,
-            lead=lead == ADD_PGBOUNCER,
-        ),
-    ]
-    buttons.sort(key=lambda b: b["action_id"] != lead)  # stable: the others keep their order
-    return {"type": "actions", "block_id": ACTIONS_BLOCK_ID, "elements": buttons}
+    facts = Facts(app, role_connections, idle_connections, idle_after_s, dynos, pgbouncer_pool)
+    elements = []
+    for b in BUTTONS:
+        typed = one_type if b.label_for_type else None
+        elements.append(
+            _button(
+                b.id,
+                b.label_for_type.format(type=typed) if typed else b.label,
+                # The value a click carries: `app:type` acts on one process type (bot.clicks).
+                f"{app}:{typed}" if typed else app,
+                b.title,
+                b.explain(replace(facts, process_type=typed)),
+                b.confirm,
+                danger=b.danger,
+                lead=lead == b.id,
+            )
+        )
+    elements.sort(key=lambda e: e["action_id"] != lead)  # stable: the others keep their order
+    return {"type": "actions", "block_id": ACTIONS_BLOCK_ID, "elements": elements}
 
 
 def restart_type_menu(
