@@ -95,6 +95,6 @@ def summarize(path: Path, top: int = 15) -> dict[str, Any]:
 
 
 def _is_pgconn(function: str) -> bool:
-    """A frame of pgconn's own code (bot/, handlers/), entry point excluded."""
+    """A frame of pgconn's own code (bot/, handlers/, the ASGI app), the process's start-up excluded."""
     where = function.rpartition(" (")[2]
-    return where.startswith(("bot/", "handlers/")) and not where.startswith("bot/__main__")
+    return where.startswith(("bot/", "handlers/", "pgconn/asgi"))

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.__main__ import server_config
 from bot.config import Settings
 from bot.logs import configure_logging
+from pgconn.main import server_config
 from tests.conftest import System
 from tests.support import API_KEY, BOT_TOKEN
 

@@ -19,13 +19,13 @@ import psycopg
 import uvicorn
 
 from bot import logs
-from bot.__main__ import server_config
 from bot.config import Settings
 from emulators.serve import free_port
+from pgconn.main import server_config
 from tests.harness import bot_env
 from tests.support import API_KEY, BOT_TOKEN, DB_PASSWORD, DRAIN_TOKEN, SIGNING_SECRET
 
-# What bot/__main__.py gives the filter: the configured secrets (a database password is not
+# What pgconn/main.py gives the filter: the configured secrets (a database password is not
 # one of them; the URL rule has to catch it).
 CONFIGURED = [API_KEY, BOT_TOKEN, SIGNING_SECRET, DRAIN_TOKEN]
 # A scheme typo: libpq then parses the URL as "key=value" text and quotes all of it, password
@@ -52,7 +52,7 @@ def library_lines() -> None:
 
 def uvicorn_error_path() -> None:
     """An exception escaping the ASGI app, logged by uvicorn itself, configured as
-    bot/__main__.py configures it (its server_config, after configure_logging)."""
+    pgconn/main.py configures it (its server_config, after configure_logging)."""
 
     async def app(scope: dict[str, object], receive: object, send: object) -> None:
         if scope["type"] == "http":

@@ -147,7 +147,7 @@ async def test_interactivity_bodies_that_are_not_payloads_are_refused_cleanly(
     for sent in (body, form):
         response = await system.slack.deliver(sent, kind="raw")
         # Refused as malformed, or no listener for it (Bolt's 404); a 500 would be rewritten to
-        # 400 by bot/server.py, which the log check after the fuzzing catches.
+        # 400 by pgconn/asgi.py, which the log check after the fuzzing catches.
         assert response.status_code in (400, 404), (response.status_code, response.text)
     assert system.bot.alive()
 
