@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.keeper import keep_reserved
 from bot.payloads import malformed
 from bot.recovery import keep_finishing
+from bot.reserved import keep_reserved
 from bot.services import Services
 from bot.signing import MAX_BODY_BYTES as MAX_SLACK_BODY_BYTES
 from bot.signing import headers_fresh, signature_valid

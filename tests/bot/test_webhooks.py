@@ -15,7 +15,7 @@ import redis
 from bot.config import Settings
 from bot.errors import HerokuAuthError, HerokuNotFound, HerokuRejected
 from bot.heroku import HerokuClient
-from bot.keeper import keep_reserved_once
+from bot.reserved import keep_reserved_once
 from bot.services import build_services
 from bot.state import connect_redis
 from bot.state.webhooks import WebhookSecrets, secret_key

@@ -1,4 +1,4 @@
-"""Keeps pgconn's reserved connection open on every watched database.
+"""The reserved connection: pgconn keeps one connection open on every watched database.
 
 Opened while the role has room and re-opened when lost (database restart, kill all by
 someone else), so holders stay readable and terminations work at the limit.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.config import Settings
-from bot.keeper import keep_reserved_once
 from bot.postgres import RESERVED_APPLICATION_NAME
+from bot.reserved import keep_reserved_once
 from bot.services import build_services
 from emulators.heroku import HerokuEmulator
 from sandbox.servers import LocalPostgres
