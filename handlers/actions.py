@@ -8,8 +8,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 
 from bot import clicks
-from bot.messaging import tell
 from bot.services import Services
+from bot.slack_delivery import tell
 
 log = logging.getLogger(__name__)
 

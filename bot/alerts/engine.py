@@ -5,7 +5,7 @@ tasks coalesce everything that arrived for an app since they last looked, write 
 samples in one pipeline, then load → decide → compare-and-set → act. A periodic `check()`
 moves incidents on when no signal arrives: flushes a stale parent, retries a failed post,
 probes the role's connections (Essential plans send no metrics) and resolves. Posting to
-a channel is paced by bot.messaging.ChannelPacer.
+a channel is paced by bot.slack_delivery.ChannelPacer.
 
 Over 500 lines on purpose: it is one class whose sections (intake and workers, an app's
 databases and limits, decide → compare-and-set → act, the Slack effects, the periodic check,
@@ -45,12 +45,12 @@ from bot.detect import Severity, Signal
 from bot.errors import DatabaseError, DatabaseFull, PgconnError, StateUnavailable
 from bot.heroku import HerokuClient
 from bot.limits import fetch_limit
-from bot.messaging import ChannelPacer
 from bot.postgres import PostgresInspector
 from bot.render.alert import alert_blocks, alert_text, resolved_reply, severity_reply
 from bot.render.report import report_blocks, report_fallback_text
 from bot.render.text import escape
 from bot.report import build_report
+from bot.slack_delivery import ChannelPacer
 from bot.state.incidents import Incident, IncidentStore
 from bot.state.metrics import MetricStore, Sample
 

@@ -1,4 +1,4 @@
-"""Posting to Slack: one place that decides channel post vs response_url, and never drops silently.
+"""Slack delivery: channel post or response_url, paced per channel, and never dropped silently.
 
 chat.postMessage is retried on 429 by the Web API client (Retry-After honoured). Posts to a
 response URL are retried here on 429 (after Retry-After) and on 5xx or a network error; one
