@@ -21,18 +21,18 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts import AlertEngine
 from bot.authz import Authoriser
-from bot.budget_watch import BudgetWatcher
 from bot.config import Settings
 from bot.heroku import HerokuClient
 from bot.postgres import PostgresInspector
+from bot.prevention.watcher import BudgetWatcher
 from bot.report import AppContextLoader
 from bot.state import Redis, connect_redis
 from bot.state.actions import ActionLedger, AuditLog
-from bot.state.budget_watch import BudgetWatchStore
 from bot.state.drains import DrainNonces
 from bot.state.incidents import IncidentStore
 from bot.state.inflight import InFlightStore
 from bot.state.metrics import MetricStore
+from bot.state.prevention import BudgetWatchStore
 from bot.state.webhooks import WebhookSecrets
 from bot.throttle import HerokuBudget, Throttle
 

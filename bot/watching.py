@@ -18,7 +18,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from slack_sdk.errors import SlackApiError
 
-from bot.budget_watch import BudgetWatcher
 from bot.drain_auth import drain_password, new_nonce
 from bot.errors import (
     ActionBusy,
@@ -29,6 +28,7 @@ from bot.errors import (
     StateUnavailable,
 )
 from bot.heroku import HerokuClient
+from bot.prevention.watcher import BudgetWatcher
 from bot.state.actions import AuditRecord
 from bot.state.drains import DrainNonces
 from bot.state.webhooks import WebhookSecrets

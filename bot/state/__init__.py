@@ -8,7 +8,7 @@ This module connects; each feature's keys live in a module of its own:
 - actions.py — button claims, the per-app action lock, the audit stream;
 - incidents.py — alert incidents (compare-and-set), mention and frame claims;
 - metrics.py — recent connection samples for the alert's sparkline;
-- budget_watch.py — the budget snapshot, open warning and webhook delivery claims;
+- prevention.py — the budget snapshot, open warning and webhook delivery claims;
 - webhooks.py — each app's webhook signing secret;
 - drains.py — each app's current drain nonce;
 - inflight.py — actions in flight and each process's heartbeat (finished by the next process).

@@ -17,7 +17,7 @@ from bot.prevention import (
     describe_change,
     fixes,
 )
-from bot.render.warning import follow_up_reply, resolved_reply, warning_blocks
+from bot.render.prevention import follow_up_reply, resolved_reply, warning_blocks
 from bot.webhooks import parse_event
 
 LIMIT = 20

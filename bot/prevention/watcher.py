@@ -3,7 +3,7 @@ thread in the alert channel, its follow-ups, and its resolution.
 
 One evaluation per app at a time across processes (a Redis lock), each reading the
 app afresh from Heroku, so however deliveries interleave, the thread ends up telling
-the state Heroku has now. The decisions themselves are `bot.prevention.decide`.
+the state Heroku has now. The decisions themselves are decisions.py's `decide`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.errors import PgconnError, StateUnavailable
 from bot.heroku import HerokuClient
 from bot.models import AppContext, ProcessType
-from bot.prevention import (
+from bot.prevention.decisions import (
     BudgetSnapshot,
     Fixes,
     OpenWarning,
@@ -31,7 +31,7 @@ from bot.prevention import (
     describe_change,
     fixes,
 )
-from bot.render.warning import (
+from bot.render.prevention import (
     follow_up_reply,
     resolved_blocks,
     resolved_reply,
@@ -39,7 +39,7 @@ from bot.render.warning import (
     warning_text,
 )
 from bot.report import budget_for, load_app_context
-from bot.state.budget_watch import BudgetWatchStore
+from bot.state.prevention import BudgetWatchStore
 from bot.webhooks import WebhookEvent
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,8 @@
-"""Prevention: warn when a scale-up or a release breaks the connection budget, before
+"""Prevention, the pure half: warn when a scale-up or a release breaks the connection budget, before
 any connection fails. Pure: snapshots, what changed, the fixes and their numbers, and
 the decision (warn, follow up, resolve) — no I/O, no clock.
 
-The flow around it (`bot/budget_watch.py`): a verified Heroku webhook says the formation
+The flow around it (watcher.py): a verified Heroku webhook says the formation
 or a release changed; pgconn re-reads the app, computes the budget, and hands the new
 `BudgetSnapshot` and the last stored `WatchState` to `decide`.
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.budget import Budget
-from bot.prevention import Fixes
+from bot.prevention.decisions import Fixes
 from bot.render.actions import ADD_PGBOUNCER, remediation_actions
 from bot.render.alert import when
 from bot.render.budget import verdict_line

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from redis.exceptions import RedisError
 
 from bot.errors import StateUnavailable
-from bot.prevention import BudgetSnapshot, OpenWarning, WatchState
+from bot.prevention.decisions import BudgetSnapshot, OpenWarning, WatchState
 from bot.state import Redis
 from bot.state.locks import claim_once, release_lock, take_lock
 
