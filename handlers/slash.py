@@ -11,7 +11,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import watching
+from bot import watch
 from bot.authz import who_may
 from bot.commands import HELP, AppCommand, AppVerb, CommandError, HelpCommand, parse_command
 from bot.errors import PgconnError
@@ -137,7 +137,7 @@ async def _watch(
     app = cmd.app
 
     async def run() -> str:
-        return await watching.watch(
+        return await watch.watch(
             services.heroku,
             app,
             s.public_url,
@@ -148,7 +148,7 @@ async def _watch(
             services.drain_nonces,
         )
 
-    message = await watching.as_admin_action(services, app, "watch", str(command.get("user_id")), run)
+    message = await watch.as_admin_action(services, app, "watch", str(command.get("user_id")), run)
     await tell(respond, message)
 
 
@@ -159,12 +159,12 @@ async def _unwatch(
     app = cmd.app
 
     async def run() -> str:
-        return await watching.unwatch(
+        return await watch.unwatch(
             services.heroku, app, s.public_url, services.webhook_secrets, services.budget_watch,
             services.drain_nonces,
         )
 
-    message = await watching.as_admin_action(services, app, "unwatch", str(command.get("user_id")), run)
+    message = await watch.as_admin_action(services, app, "unwatch", str(command.get("user_id")), run)
     await tell(respond, message)
 
 

@@ -19,7 +19,7 @@ from bot.reserved import keep_reserved_once
 from bot.services import build_services
 from bot.state import connect_redis
 from bot.state.webhooks import WebhookSecrets, secret_key
-from bot.watching import unwatch, watch, webhook_url
+from bot.watch import unwatch, watch, webhook_url
 from bot.webhooks import INCLUDE, parse_event, sign, signature_valid
 from emulators.heroku import HerokuEmulator
 from emulators.heroku_state import EmulatedApp

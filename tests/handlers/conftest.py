@@ -111,7 +111,7 @@ class Alerts:
         )
 
     def parents(self) -> list[Message]:
-        # Alert threads have blocks; the plain notices of watch/unwatch (bot.watching) do not.
+        # Alert threads have blocks; the plain notices of watch/unwatch (bot.watch) do not.
         return [m for m in self.slack.top_level(self.channel) if m.bot_id == self.slack.bot_id and m.blocks]
 
     def replies(self, parent: Message) -> list[Message]:

@@ -47,7 +47,7 @@ async def scale(system: System, app: str, process_type: str, quantity: int) -> N
 
 
 def parents(system: System) -> list[Message]:
-    # Warning threads have blocks; the plain notices of watch/unwatch (bot.watching) do not.
+    # Warning threads have blocks; the plain notices of watch/unwatch (bot.watch) do not.
     return [m for m in system.slack.top_level(ALERT_CHANNEL) if m.bot_id == system.slack.bot_id and m.blocks]
 
 
