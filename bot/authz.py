@@ -25,7 +25,7 @@ from typing import Literal
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.buttons import BUTTONS
+from bot.remediation.buttons import BUTTONS
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ RULES: Mapping[str, Who] = {
     # Removing the drain silences the alerts; adding it sends the app's logs to pgconn.
     "watch": "admin",
     "unwatch": "admin",
-    # Every button says who may press it in its record (bot.buttons).
+    # Every button says who may press it in its record (bot.remediation.buttons).
     **{b.id: b.who for b in BUTTONS},
 }
 # Answered only to the person who asked, unless an admin asks.

@@ -27,12 +27,12 @@ from bot.postgres import PostgresInspector
 from bot.prevention.watcher import BudgetWatcher
 from bot.report import AppContextLoader
 from bot.state import Redis, connect_redis
-from bot.state.actions import ActionLedger, AuditLog
 from bot.state.drains import DrainNonces
 from bot.state.incidents import IncidentStore
 from bot.state.inflight import InFlightStore
 from bot.state.metrics import MetricStore
 from bot.state.prevention import BudgetWatchStore
+from bot.state.remediation import ActionLedger, AuditLog
 from bot.state.webhooks import WebhookSecrets
 from bot.throttle import HerokuBudget, Throttle
 
@@ -61,7 +61,7 @@ class Services:
     drain_nonces: DrainNonces
     throttle: Throttle
     inflight: InFlightStore = field(default_factory=lambda: InFlightStore(None))
-    # SIGTERM: no new work is taken, running work gets the grace period (bot.server's lifespan).
+    # SIGTERM: no new work is taken, running work gets the grace period (pgconn.asgi's lifespan).
     stopping: bool = False
     _dsn_cache: dict[str, tuple[float, str | None]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)

@@ -29,8 +29,8 @@ from bot.errors import (
 )
 from bot.heroku import HerokuClient
 from bot.prevention.watcher import BudgetWatcher
-from bot.state.actions import AuditRecord
 from bot.state.drains import DrainNonces
+from bot.state.remediation import AuditRecord
 from bot.state.webhooks import WebhookSecrets
 from bot.webhooks import INCLUDE
 

@@ -13,7 +13,7 @@ from slack_bolt.response import BoltResponse
 from starlette.routing import BaseRoute, Route
 
 from bot.authz import foreign
-from bot.render.actions import ACTION_IDS
+from bot.render.remediation import ACTION_IDS
 from bot.services import Services
 from handlers import actions, drain, events, http, slash, webhooks
 

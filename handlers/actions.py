@@ -1,4 +1,4 @@
-"""Remediation buttons: ack, read the click, hand it to the safety protocol in bot.clicks."""
+"""Remediation buttons: ack, read the click, hand it to the safety protocol in bot.remediation.clicks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 
-from bot import clicks
+from bot.remediation import clicks
 from bot.services import Services
 from bot.slack_delivery import tell
 

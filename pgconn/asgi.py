@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.payloads import malformed
-from bot.recovery import keep_finishing
+from bot.remediation.recovery import keep_finishing
 from bot.reserved import keep_reserved
 from bot.services import Services
 from bot.signing import MAX_BODY_BYTES as MAX_SLACK_BODY_BYTES

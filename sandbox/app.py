@@ -26,7 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bot.prevention import BUDGET_VARS
-from bot.render.actions import ACTION_IDS
+from bot.render.remediation import ACTION_IDS
 from emulators.slack_state import Message
 from sandbox.logplex import shown_url
 from sandbox.run import ALERT_CHANNEL, APP_ROLE, DEMO_APP, MAX_DYNOS, ME, OPS_CHANNEL, Sandbox

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.detect import Severity
-from bot.render.actions import ACTIONS_BLOCK_ID
 from bot.render.diagnosis import CAUSE_BLOCK_ID
+from bot.render.remediation import ACTIONS_BLOCK_ID
 from bot.render.report import connections_line
 from bot.render.text import MAX_BLOCKS, MAX_TEXT, code, duration, escape, plural, sparkline, truncate
 from bot.state.incidents import Incident

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from bot.render.actions import ACTION_LABELS
+from bot.render.remediation import ACTION_LABELS
 from bot.render.text import escape, truncate
-from bot.state.actions import AuditRecord
+from bot.state.remediation import AuditRecord
 
 
 def audit_text(app: str, records: list[AuditRecord]) -> str:

@@ -10,9 +10,9 @@ from typing import Any
 
 from bot.budget import Budget
 from bot.prevention.decisions import Fixes
-from bot.render.actions import ADD_PGBOUNCER, remediation_actions
 from bot.render.alert import when
 from bot.render.budget import verdict_line
+from bot.render.remediation import ADD_PGBOUNCER, remediation_actions
 from bot.render.text import MAX_TEXT, code, escape, inert, truncate
 
 Block = dict[str, Any]

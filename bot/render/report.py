@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from bot.models import Holders, HoldersUnavailable
-from bot.render.actions import REMEDY_ACTIONS, remediation_actions, restart_type_menu
 from bot.render.budget import verdict_line
 from bot.render.diagnosis import cause_block, checks_blocks
+from bot.render.remediation import REMEDY_ACTIONS, remediation_actions, restart_type_menu
 from bot.render.text import MAX_TEXT, bar, code, duration, escape, fit_lines, plural, section, truncate
 from bot.report import Report
 

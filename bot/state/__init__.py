@@ -5,7 +5,7 @@ note, and anything that must run exactly once is refused (`StateUnavailable`).
 
 This module connects; each feature's keys live in a module of its own:
 - locks.py — the primitives the others use: the token lock and claim-once;
-- actions.py — button claims, the per-app action lock, the audit stream;
+- remediation.py — button claims, the per-app action lock, the audit stream;
 - incidents.py — alert incidents (compare-and-set), mention and frame claims;
 - metrics.py — recent connection samples for the alert's sparkline;
 - prevention.py — the budget snapshot, open warning and webhook delivery claims;

@@ -26,8 +26,8 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from bot.state import Redis
-from bot.state.actions import lock_key
 from bot.state.locks import claim_once, release_lock
+from bot.state.remediation import lock_key
 
 log = logging.getLogger(__name__)
 

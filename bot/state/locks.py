@@ -2,7 +2,7 @@
 
 - A **token lock** (`take_lock` / `release_lock`): `SET key token NX EX ttl`, freed only by the
   holder of the token, so a holder whose lock expired (a frozen process) cannot free the lock
-  another process took since. Used for the per-app action lock (state/actions.py) and the
+  another process took since. Used for the per-app action lock (state/remediation.py) and the
   per-app budget evaluation lock (state/prevention.py).
 - A **claim** (`claim_once`): `SET key value NX EX ttl`; exactly one of any number of callers,
   in any number of processes, gets True.

@@ -208,7 +208,7 @@ def test_heroku_budget_counts_the_refill_since_heroku_last_said() -> None:
 def test_every_verb_and_button_has_a_rule_and_the_changing_ones_are_admin_only() -> None:
     from bot.authz import RULES
     from bot.commands import VERBS
-    from bot.render.actions import ACTION_IDS
+    from bot.render.remediation import ACTION_IDS
 
     assert set(RULES) == set(VERBS) | set(ACTION_IDS)
     assert {what for what, who in RULES.items() if who == "admin"} == {"watch", "unwatch", *ACTION_IDS}

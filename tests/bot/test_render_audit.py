@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.render.audit import audit_text
-from bot.state.actions import AuditRecord
+from bot.state.remediation import AuditRecord
 
 
 def test_audit_lists_newest_first_with_who_and_result_escaped_once() -> None:

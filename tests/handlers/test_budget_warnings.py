@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from bot.heroku import PLATFORM_ACCEPT
-from bot.render.actions import ADD_PGBOUNCER
+from bot.render.remediation import ADD_PGBOUNCER
 from bot.webhooks import SIGNATURE_HEADER, sign
 from emulators.slack import Message
 from tests.conftest import System

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import redis
 
-from bot.state.actions import CLAIM_PENDING_TTL_S
 from bot.state.incidents import incident_key
+from bot.state.remediation import CLAIM_PENDING_TTL_S
 from sandbox.servers import LocalRedis
 from tests.bot.samples import fatal_line, frame
 from tests.conftest import System

@@ -1,7 +1,7 @@
 """The remediation buttons, one record each: the public action id, the label, the confirm
 dialog, who may press it and the fix it runs.
 
-Rendering (bot/render/actions.py), the click protocol (bot/clicks.py), authorisation
+Rendering (bot/render/remediation.py), the click protocol (clicks.py), authorisation
 (bot/authz.py), the audit view (bot/render/audit.py) and listener registration
 (handlers/__init__.py) all read `BUTTONS`; adding a fix is adding one record here.
 The action ids are public (DESIGN.md): they change only with a migration note.
@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot import remediation
 from bot.diagnosis import Remedy
-from bot.remediation import Outcome, Progress
+from bot.remediation import fixes
+from bot.remediation.fixes import Outcome, Progress
 from bot.render.text import plural
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class Button:
     who: Who  # who may press it (bot.authz)
     explain: Callable[[Facts], str]  # the confirm dialog's text: exactly what happens to which app
     fix: Fix
-    # With one process type: the label (`{type}` filled in) and a value `app:type` (bot.clicks).
+    # With one process type: the label (`{type}` filled in) and a value `app:type` (clicks.py).
     label_for_type: str = ""
 
 
@@ -99,19 +99,19 @@ def _explain_add_pgbouncer(f: Facts) -> str:
 
 
 async def _kill_idle(s: Services, app: str, process_type: str | None, progress: Progress) -> Outcome:
-    return await remediation.kill_idle(s.heroku, s.inspector, app, s.settings.kill_idle_after_s, progress)
+    return await fixes.kill_idle(s.heroku, s.inspector, app, s.settings.kill_idle_after_s, progress)
 
 
 async def _killall(s: Services, app: str, process_type: str | None, progress: Progress) -> Outcome:
-    return await remediation.kill_all(s.heroku, s.inspector, app, progress)
+    return await fixes.kill_all(s.heroku, s.inspector, app, progress)
 
 
 async def _restart(s: Services, app: str, process_type: str | None, progress: Progress) -> Outcome:
-    return await remediation.restart(s.heroku, app, process_type, progress)
+    return await fixes.restart(s.heroku, app, process_type, progress)
 
 
 async def _add_pgbouncer(s: Services, app: str, process_type: str | None, progress: Progress) -> Outcome:
-    return await remediation.add_pgbouncer(s.heroku, app, s.settings.budget_headroom, progress)
+    return await fixes.add_pgbouncer(s.heroku, app, s.settings.budget_headroom, progress)
 
 
 KILL_IDLE = Button(

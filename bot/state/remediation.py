@@ -1,4 +1,4 @@
-"""Exactly-once clicks, per-app locks and the audit stream, all in Redis.
+"""Remediation state in Redis: exactly-once clicks, per-app locks and the audit stream.
 
 A click is identified by (action, app, message): Slack retries, double clicks and
 several bot processes all map to the same key, and `SET NX` lets exactly one win.

@@ -14,16 +14,16 @@ from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError
 
-from bot import remediation
-from bot.buttons import BY_ID
 from bot.errors import ActionBusy, AlreadyDone, PgconnError, StateUnavailable
 from bot.models import Dyno
-from bot.remediation import Outcome, Progress, dyno_progress
-from bot.render import actions as ids
+from bot.remediation import fixes
+from bot.remediation.buttons import BY_ID
+from bot.remediation.fixes import Outcome, Progress, dyno_progress
+from bot.render import remediation as ids
 from bot.render.text import escape, inert
 from bot.services import Services
-from bot.state.actions import AuditRecord
 from bot.state.inflight import InFlight
+from bot.state.remediation import AuditRecord
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ async def _follow_restart(
         except SlackApiError as exc:
             log.warning("updating restart progress failed: %s", exc.response.get("error"))
 
-    up, dynos = await remediation.wait_for_dynos(
+    up, dynos = await fixes.wait_for_dynos(
         services.heroku,
         app,
         process_type,

@@ -1,7 +1,7 @@
 """The four fixes, through real APIs. Each returns an Outcome saying what was and was not done.
 
 No function here checks who clicked or whether it already ran: that protocol lives in
-`bot.clicks`, so every action gets the same safety and these stay about the fix itself.
+clicks.py, so every action gets the same safety and these stay about the fix itself.
 """
 
 from __future__ import annotations

@@ -13,13 +13,13 @@ import time
 
 from slack_sdk.errors import SlackApiError
 
-from bot import remediation
 from bot.models import Dyno
-from bot.render import actions as ids
+from bot.remediation import fixes
+from bot.render import remediation as ids
 from bot.render.text import escape, inert
 from bot.services import Services
-from bot.state.actions import AuditRecord
 from bot.state.inflight import ALIVE_EVERY_S, InFlight, describe
+from bot.state.remediation import AuditRecord
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,12 @@ async def _follow(services: Services, record: InFlight) -> None:
         if record.result_ts is None:
             return
         try:
-            text = f"{head}\n{remediation.dyno_progress(dynos)}"
+            text = f"{head}\n{fixes.dyno_progress(dynos)}"
             await services.slack.chat_update(channel=record.channel, ts=record.result_ts, text=text)
         except SlackApiError as exc:
             log.warning("updating restart progress failed: %s", exc.response.get("error"))
 
-    up, dynos = await remediation.wait_for_dynos(
+    up, dynos = await fixes.wait_for_dynos(
         services.heroku,
         record.app,
         record.process_type,
@@ -115,7 +115,7 @@ async def _follow(services: Services, record: InFlight) -> None:
         f"{head}\nAll {len(dynos)} dynos are up _(followed to the end by another pgconn process: "
         "pgconn itself restarted meanwhile)_."
         if up
-        else f"{head}\n:warning: Gave up waiting: {remediation.dyno_progress(dynos)}. "
+        else f"{head}\n:warning: Gave up waiting: {fixes.dyno_progress(dynos)}. "
         f"Check `heroku ps -a {record.app}`."
     )
     if record.result_ts is not None:

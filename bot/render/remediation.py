@@ -1,15 +1,15 @@
-"""The remediation buttons in Block Kit (records: bot.buttons), with their confirm dialogs. Pure."""
+"""The remediation buttons in Block Kit with their confirm dialogs (bot.remediation.buttons). Pure."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
 
-from bot import buttons
-from bot.buttons import BUTTONS, Facts
+from bot.remediation import buttons
+from bot.remediation.buttons import BUTTONS, Facts
 from bot.render.text import plural, truncate
 
-# The public action ids and labels, as the rest of the code names them (records: bot.buttons).
+# The public action ids and labels, as the rest of the code names them (records: bot.remediation.buttons).
 KILL_IDLE = buttons.KILL_IDLE.id
 KILLALL = buttons.KILLALL.id
 RESTART = buttons.RESTART.id
@@ -81,7 +81,7 @@ def remediation_actions(
             _button(
                 b.id,
                 b.label_for_type.format(type=typed) if typed else b.label,
-                # The value a click carries: `app:type` acts on one process type (bot.clicks).
+                # The value a click carries: `app:type` acts on one process type (bot.remediation.clicks).
                 f"{app}:{typed}" if typed else app,
                 b.title,
                 b.explain(replace(facts, process_type=typed)),
