@@ -1,0 +1,1 @@
+"""The whole bot under attack and failure; one row of docs/reliability.md per test."""

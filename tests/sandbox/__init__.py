@@ -1,0 +1,1 @@
+"""The sandbox story (`scripts/run` without credentials), walked in headless Chromium."""
