@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from slack_sdk.errors import SlackApiError
@@ -266,6 +266,34 @@ async def unwatch(
     if hooks:
         return f"Removed pgconn's webhook subscription from `{app}` (it had no log drain there)."
     return f"pgconn had no log drain or webhook subscription on `{app}`; nothing changed."
+
+
+async def as_admin(services: Services, app: str, verb: Literal["watch", "unwatch"], user: str) -> str:
+    """`/pgconn APP watch|unwatch` run by `user`, with what each needs taken from `services`."""
+    s = services.settings
+
+    async def run() -> str:
+        if verb == "watch":
+            return await watch(
+                services.heroku,
+                app,
+                s.public_url,
+                s.drain_token,
+                services.webhook_secrets,
+                services.budget_watch,
+                s.alert_channel,
+                services.drain_nonces,
+            )
+        return await unwatch(
+            services.heroku,
+            app,
+            s.public_url,
+            services.webhook_secrets,
+            services.budget_watch,
+            services.drain_nonces,
+        )
+
+    return await as_admin_action(services, app, verb, user, run)
 
 
 async def as_admin_action(

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
@@ -133,39 +133,9 @@ async def _audit(
 async def _watch(
     services: Services, cmd: AppCommand, command: Payload, respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
-    s = services.settings
-    app = cmd.app
-
-    async def run() -> str:
-        return await watch.watch(
-            services.heroku,
-            app,
-            s.public_url,
-            s.drain_token,
-            services.webhook_secrets,
-            services.budget_watch,
-            s.alert_channel,
-            services.drain_nonces,
-        )
-
-    message = await watch.as_admin_action(services, app, "watch", str(command.get("user_id")), run)
-    await tell(respond, message)
-
-
-async def _unwatch(
-    services: Services, cmd: AppCommand, command: Payload, respond: AsyncRespond, client: AsyncWebClient
-) -> None:
-    s = services.settings
-    app = cmd.app
-
-    async def run() -> str:
-        return await watch.unwatch(
-            services.heroku, app, s.public_url, services.webhook_secrets, services.budget_watch,
-            services.drain_nonces,
-        )
-
-    message = await watch.as_admin_action(services, app, "unwatch", str(command.get("user_id")), run)
-    await tell(respond, message)
+    """watch and unwatch: admin actions, one at a time per app, audited and announced (bot.watch)."""
+    verb: Literal["watch", "unwatch"] = "unwatch" if cmd.verb == "unwatch" else "watch"
+    await tell(respond, await watch.as_admin(services, cmd.app, verb, str(command.get("user_id"))))
 
 
 async def _diagnose(
@@ -195,5 +165,5 @@ VERB_HANDLERS: dict[AppVerb, VerbHandler] = {
     "budget": _budget,
     "audit": _audit,
     "watch": _watch,
-    "unwatch": _unwatch,
+    "unwatch": _watch,
 }
