@@ -14,27 +14,11 @@ This package exports the pure half; import the watcher from bot.prevention.watch
 from bot.prevention.decisions import (
     BUDGET_VARS,
     BudgetSnapshot,
-    Decision,
-    Fix,
-    Fixes,
     OpenWarning,
-    Step,
     WatchState,
     decide,
     describe_change,
     fixes,
 )
 
-__all__ = [
-    "BUDGET_VARS",
-    "BudgetSnapshot",
-    "Decision",
-    "Fix",
-    "Fixes",
-    "OpenWarning",
-    "Step",
-    "WatchState",
-    "decide",
-    "describe_change",
-    "fixes",
-]
+__all__ = ["BUDGET_VARS", "BudgetSnapshot", "OpenWarning", "WatchState", "decide", "describe_change", "fixes"]

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -105,24 +105,18 @@ class BudgetWatcher:
                 decision.step,
             )
             stored = decision.state
+            seen = _Change(app, change, context, budget, event)
             if decision.step == "warn":
-                stored = await self._warn(app, change, context, budget, event, stored)
+                stored = await self._warn(seen, stored)
             elif decision.step == "follow_up" and state.warning is not None:
-                await self._follow_up(app, change, context, budget, event, state.warning)
+                await self._follow_up(seen, state.warning)
             elif decision.step == "resolve" and state.warning is not None:
                 await self._resolve(app, change, budget, state.warning)
             await self.store.save(app, stored)
             return decision.step
 
-    async def _warn(
-        self,
-        app: str,
-        change: str,
-        context: AppContext,
-        budget: Budget,
-        event: WebhookEvent | None,
-        state: WatchState,
-    ) -> WatchState:
+    async def _warn(self, seen: _Change, state: WatchState) -> WatchState:
+        app, change, budget = seen.app, seen.change, seen.budget
         channel = self.settings.alert_channel
         if channel is None:
             log.warning("budget watch %s: over budget but PGCONN_ALERT_CHANNEL is not set: no warning", app)
@@ -130,24 +124,15 @@ class BudgetWatcher:
         result = await self.slack.chat_postMessage(
             channel=channel,
             text=warning_text(app, change, budget),
-            blocks=warning_blocks(
-                app, change, budget, self._fixes(app, context, budget, event), at=self.clock()
-            ),
+            blocks=warning_blocks(app, change, budget, self._fixes(seen), at=self.clock()),
         )
         ts, channel = str(result["ts"]), str(result.get("channel") or channel)
         log.info("budget watch %s: warning posted (%s)", app, ts)
         warning = OpenWarning(channel, ts, self.clock(), change, budget.verdict, budget.total)
         return replace(state, warning=warning)
 
-    async def _follow_up(
-        self,
-        app: str,
-        change: str,
-        context: AppContext,
-        budget: Budget,
-        event: WebhookEvent | None,
-        warning: OpenWarning,
-    ) -> None:
+    async def _follow_up(self, seen: _Change, warning: OpenWarning) -> None:
+        app, change, budget = seen.app, seen.change, seen.budget
         await self.slack.chat_postMessage(
             channel=warning.channel, thread_ts=warning.ts, text=follow_up_reply(change, budget)
         )
@@ -161,7 +146,7 @@ class BudgetWatcher:
                     app,
                     warning.change,
                     budget,
-                    self._fixes(app, context, budget, event),
+                    self._fixes(seen),
                     at=warning.opened_at,
                 ),
             )
@@ -179,13 +164,14 @@ class BudgetWatcher:
                 blocks=resolved_blocks(app, warning.change, change, budget, at=self.clock()),
             )
 
-    def _fixes(self, app: str, context: AppContext, budget: Budget, event: WebhookEvent | None) -> Fixes:
+    def _fixes(self, seen: _Change) -> Fixes:
+        event = seen.event
         changed = event.formation.process_type if event is not None and event.formation else None
         return fixes(
-            app,
-            budget,
-            context.formation,
-            context.config_vars,
+            seen.app,
+            seen.budget,
+            seen.context.formation,
+            seen.context.config_vars,
             changed_type=changed,
             headroom=self.settings.budget_headroom,
         )
@@ -194,6 +180,18 @@ class BudgetWatcher:
         """`unwatch`: no thread to follow, no baseline to compare with."""
         with contextlib.suppress(StateUnavailable):
             await self.store.forget(app)
+
+
+@dataclass(frozen=True)
+class _Change:
+    """One evaluated change: the app, what changed (a sentence), the app as read now, its budget,
+    and the webhook event that said so (None when the change came from elsewhere)."""
+
+    app: str
+    change: str
+    context: AppContext
+    budget: Budget
+    event: WebhookEvent | None
 
 
 def _inputs(context: AppContext) -> tuple[tuple[ProcessType, ...], dict[str, str]]:
