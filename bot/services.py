@@ -114,10 +114,6 @@ class Services:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
-    async def drain_tasks(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
     async def shutdown(self, grace_s: float) -> None:
         """SIGTERM: take no new work, let running work finish within `grace_s`, then stop it.
 
