@@ -10,7 +10,7 @@ import redis
 
 from tests.bot.samples import app_line, frame
 from tests.conftest import System
-from tests.handlers.test_webhooks import deliver, event
+from tests.end_to_end.test_webhooks import deliver, event
 from tests.harness import ADMIN, ALERT_CHANNEL, GROUP_MEMBER, OPS_CHANNEL, STRANGER
 from tests.hostile.helpers import basic_auth, destructive_heroku_calls, post_drain
 from tests.support import DRAIN_TOKEN

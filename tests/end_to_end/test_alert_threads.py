@@ -13,7 +13,7 @@ import redis
 
 from emulators.slack import Message
 from tests.bot.samples import app_line, fatal_line, frame, metric_line
-from tests.handlers.conftest import RESOLVE_AFTER_S, WAIT_S, Alerts, addon, alerts_redis_url, blocks_of
+from tests.end_to_end.conftest import RESOLVE_AFTER_S, WAIT_S, Alerts, addon, alerts_redis_url, blocks_of
 from tests.harness import BotProcess
 from tests.support import ROLE_LIMIT
 

@@ -22,10 +22,10 @@ from sandbox.servers import LocalRedis
 from tests import harness
 from tests.bot.samples import fatal_line, frame, logplex_headers, metric_line
 from tests.conftest import System
-from tests.handlers.conftest import Alerts, addon, blocks_of, start_alert_bot
-from tests.handlers.test_budget_warnings import parents, replies, scale, settled
-from tests.handlers.test_remediation import click, post_report, thread_reply
-from tests.handlers.test_webhooks import slash
+from tests.end_to_end.conftest import Alerts, addon, blocks_of, start_alert_bot
+from tests.end_to_end.test_budget_warnings import parents, replies, scale, settled
+from tests.end_to_end.test_remediation import click, post_report, thread_reply
+from tests.end_to_end.test_webhooks import slash
 from tests.harness import ADMIN, OPS_CHANNEL, PUBLIC_URL, BotProcess
 from tests.hostile.helpers import dedicated_bot
 from tests.support import API_KEY

@@ -20,7 +20,7 @@ from bot.webhooks import SIGNATURE_HEADER, sign
 from emulators.heroku_state import Webhook
 from tests.bot.samples import frame, metric_line
 from tests.conftest import System
-from tests.handlers.conftest import RESOLVE_AFTER_S, WAIT_S, Alerts, addon, blocks_of
+from tests.end_to_end.conftest import RESOLVE_AFTER_S, WAIT_S, Alerts, addon, blocks_of
 from tests.harness import ADMIN, OPS_CHANNEL, PUBLIC_URL, BotProcess
 from tests.support import API_KEY, DRAIN_TOKEN
 

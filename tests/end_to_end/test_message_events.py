@@ -6,7 +6,7 @@ import pytest
 
 from emulators.slack import Message
 from handlers.events import message_text
-from tests.handlers.conftest import Alerts, blocks_of
+from tests.end_to_end.conftest import Alerts, blocks_of
 from tests.harness import OPS_CHANNEL
 
 DATADOG = "B0DATADOG"

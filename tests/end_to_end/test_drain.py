@@ -11,7 +11,7 @@ import pytest
 from bot.drain import MAX_BODY_BYTES
 from handlers.drain import authorised, drain_password
 from tests.bot.samples import app_line, fatal_line, fatal_message, frame, frame_bytes, router_line
-from tests.handlers.conftest import Alerts, blocks_of
+from tests.end_to_end.conftest import Alerts, blocks_of
 from tests.support import DRAIN_TOKEN, drain_credentials
 
 

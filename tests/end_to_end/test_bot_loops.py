@@ -4,8 +4,8 @@ other bots only when PGCONN_ALERT_BOTS lists them."""
 
 from __future__ import annotations
 
-from tests.handlers.conftest import Alerts
-from tests.handlers.test_message_events import marker, replies
+from tests.end_to_end.conftest import Alerts
+from tests.end_to_end.test_message_events import marker, replies
 from tests.harness import OPS_CHANNEL
 
 # What another pgconn deployment (or any bot echoing messages) posts: pgconn's own report text.

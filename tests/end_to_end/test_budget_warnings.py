@@ -21,8 +21,8 @@ from bot.render.remediation import ADD_PGBOUNCER
 from bot.webhooks import SIGNATURE_HEADER, sign
 from emulators.slack import Message
 from tests.conftest import System
-from tests.handlers.conftest import WAIT_S, Alerts, blocks_of
-from tests.handlers.test_webhooks import event, one_webhook, slash
+from tests.end_to_end.conftest import WAIT_S, Alerts, blocks_of
+from tests.end_to_end.test_webhooks import event, one_webhook, slash
 from tests.harness import ADMIN, ALERT_CHANNEL, PUBLIC_URL, BotProcess
 from tests.harness import settled as bot_settled
 from tests.support import API_KEY
