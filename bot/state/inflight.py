@@ -87,8 +87,15 @@ class InFlightStore:
     async def save(self, record: InFlight) -> None:
         if self._redis is None:
             return
+        # The heartbeat goes in the same transaction as the record: another process must never
+        # see a live owner's record without its heartbeat (after Redis lost its keys — a flush, a
+        # restart of a plan without persistence — the next beat could be seconds away, and the
+        # running action would be "recovered" under its owner's feet).
         with contextlib.suppress(RedisError, OSError):
-            await self._redis.set(record_key(record.id), json.dumps(asdict(record)), ex=RECORD_TTL_S)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(record_key(record.id), json.dumps(asdict(record)), ex=RECORD_TTL_S)
+                pipe.set(alive_key(self.owner), "1", px=int(ALIVE_TTL_S * 1000))
+                await pipe.execute()
 
     async def end(self, record: InFlight) -> None:
         if self._redis is None:
