@@ -28,8 +28,8 @@ from bot.errors import (
     HerokuUnavailable,
     NoDatabase,
 )
-from bot.models import Database, Dyno, PgInfo, ProcessType
 from bot.ratelimit import REFILL_PER_S, TokenEstimate, whole_seconds
+from bot.readings import Database, Dyno, PgInfo, ProcessType
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def _parsing(what: str) -> Iterator[None]:
 
 
 class HerokuClient:
-    """Thin typed wrapper; one instance per process, built by `bot.services`."""
+    """Thin typed wrapper; one instance per process, built by `bot.dependencies`."""
 
     def __init__(
         self,

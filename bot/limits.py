@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from bot.budget import plan_connection_limit
 from bot.errors import HerokuError
 from bot.heroku import HerokuClient
-from bot.models import Database, PgInfo
+from bot.readings import Database, PgInfo
 
 log = logging.getLogger(__name__)
 

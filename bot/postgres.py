@@ -24,7 +24,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 
 from bot.errors import DatabaseError, DatabaseFull, DatabaseUnreachable
-from bot.models import Activity, Backend, HolderGroup, Holders
+from bot.readings import Activity, Backend, HolderGroup, Holders
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from bot.diagnosis import DEFAULT_THRESHOLDS, Diagnosis, DiagnosisThresholds, di
 from bot.errors import DatabaseError, DatabaseFull, HerokuError, PgconnError
 from bot.heroku import HerokuClient
 from bot.limits import ConnectionLimit, decide_limit, fetch_limit
-from bot.models import Activity, AppContext, Database, Holders, HoldersUnavailable, PgInfo, ProcessType
 from bot.postgres import PostgresInspector
+from bot.readings import Activity, AppContext, Database, Holders, HoldersUnavailable, PgInfo, ProcessType
 
 log = logging.getLogger(__name__)
 

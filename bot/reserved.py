@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from bot.dependencies import Services
 from bot.errors import PgconnError
-from bot.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from bot.state.webhooks import WebhookSecrets
 from bot.webhooks import INCLUDE
 
 if TYPE_CHECKING:
-    from bot.services import Services
+    from bot.dependencies import Services
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from slack_bolt.response import BoltResponse
 from starlette.routing import BaseRoute, Route
 
 from bot.authz import foreign
+from bot.dependencies import Services
 from bot.render.remediation import ACTION_IDS
-from bot.services import Services
 from handlers import actions, drain, events, http, slash, webhooks
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 
+from bot.dependencies import Services
 from bot.remediation import clicks
-from bot.services import Services
 from bot.slack_delivery import tell
 
 log = logging.getLogger(__name__)

@@ -18,11 +18,11 @@ import logging
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from bot.dependencies import Services
 from bot.detect import detect_all
 from bot.drain import MAX_BODY_BYTES, check_body_size, parse_frames_partly
 from bot.drain_auth import credentials_valid
 from bot.errors import MalformedFrame
-from bot.services import Services
 from handlers.http import Endpoint, read_body
 
 log = logging.getLogger(__name__)

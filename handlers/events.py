@@ -14,9 +14,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncBoltContext
 
 from bot.authz import may_answer_message
+from bot.dependencies import Services
 from bot.detect import mentions_exhaustion
 from bot.errors import PgconnError
-from bot.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from bot import setup_page
-from bot.services import Services
+from bot.dependencies import Services
 from bot.state import redis_ok
 
 Endpoint = Callable[[Request], Awaitable[Response]]

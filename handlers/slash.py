@@ -14,13 +14,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import watch
 from bot.authz import who_may
 from bot.commands import HELP, AppCommand, AppVerb, CommandError, HelpCommand, parse_command
+from bot.dependencies import Services
 from bot.errors import PgconnError
 from bot.render.audit import audit_text
 from bot.render.budget import budget_blocks, budget_fallback_text
 from bot.render.report import report_blocks, report_fallback_text
 from bot.render.text import inert
 from bot.report import Report, app_budget, build_report
-from bot.services import Services
 from bot.slack_delivery import post_in_channel, respond_reliably, tell
 from bot.state import STATE_DOWN_NOTE, redis_ok
 

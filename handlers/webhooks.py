@@ -19,8 +19,8 @@ import re
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from bot.dependencies import Services
 from bot.errors import StateUnavailable
-from bot.services import Services
 from bot.webhooks import MAX_BODY_BYTES, SIGNATURE_HEADER, parse_event, signature_valid
 from handlers.http import Endpoint, read_body
 

@@ -13,10 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.dependencies import Services
 from bot.payloads import malformed
 from bot.remediation.recovery import keep_finishing
 from bot.reserved import keep_reserved
-from bot.services import Services
 from bot.signing import MAX_BODY_BYTES as MAX_SLACK_BODY_BYTES
 from bot.signing import headers_fresh, signature_valid
 from handlers import http_routes, register

@@ -126,7 +126,7 @@ def server_config(asgi: Any, settings: Settings) -> uvicorn.Config:
 
 
 async def serve(settings: Settings) -> None:
-    from bot.services import build_services
+    from bot.dependencies import build_services
     from pgconn.asgi import create_asgi
 
     services = build_services(settings)

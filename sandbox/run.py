@@ -34,7 +34,7 @@ import uvicorn
 
 from bot.budget import Budget, connection_budget, plan_connection_limit
 from bot.heroku import PLATFORM_ACCEPT
-from bot.models import ProcessType
+from bot.readings import ProcessType
 from emulators.heroku import HerokuEmulator
 from emulators.heroku_state import EmulatedApp, RestartRecord
 from emulators.serve import RunningServer, free_port, serve_in_thread

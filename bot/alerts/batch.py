@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.detect import Signal
-from bot.models import AppContext, Database, ProcessType
+from bot.readings import AppContext, Database, ProcessType
 from bot.state.metrics import Sample
 
 # Heroku's primary database attachment: what DATABASE_URL points at, and what app

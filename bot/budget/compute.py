@@ -21,7 +21,7 @@ from bot.budget.result import (
     Verdict,
 )
 from bot.budget.shell import _language_of, _Reader
-from bot.models import ProcessType
+from bot.readings import ProcessType
 
 _INTERNAL_FALLBACK = "pgconn could not analyse this command; assumed 1 connection per dyno"
 

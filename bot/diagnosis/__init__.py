@@ -43,7 +43,7 @@ from bot.diagnosis.result import (
     Status,
     _Finding,
 )
-from bot.models import Backend, Holders, HoldersUnavailable
+from bot.readings import Backend, Holders, HoldersUnavailable
 
 # Ties between equally heavy causes go to the one nearer the root of the trouble.
 _PRIORITY = ("blocking", "idle_in_transaction", "leak", "long_transactions", "long_queries", "connections")

@@ -21,8 +21,8 @@ from bot.diagnosis.result import (
     Status,
     _Finding,
 )
-from bot.models import Backend, Holders, HoldersUnavailable
 from bot.postgres import OWN_APPLICATION_NAMES
+from bot.readings import Backend, Holders, HoldersUnavailable
 from bot.render.text import duration, plural
 
 # A Heroku dyno name as an application_name carries it: "web.3", "worker_high.12", or a

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from bot.budget import Budget, Verdict, connection_budget
-from bot.models import ProcessType
+from bot.readings import ProcessType
 from bot.webhooks import WebhookEvent
 
 # Config vars the budget reads whose values may be shown in Slack: counts and sizes only.

@@ -20,7 +20,6 @@ from bot.budget import Budget
 from bot.config import Settings
 from bot.errors import PgconnError, StateUnavailable
 from bot.heroku import HerokuClient
-from bot.models import AppContext, ProcessType
 from bot.prevention.decisions import (
     BudgetSnapshot,
     Fixes,
@@ -31,6 +30,7 @@ from bot.prevention.decisions import (
     describe_change,
     fixes,
 )
+from bot.readings import AppContext, ProcessType
 from bot.render.prevention import (
     follow_up_reply,
     resolved_blocks,

@@ -20,7 +20,7 @@ from bot.render.text import plural
 
 if TYPE_CHECKING:
     from bot.authz import Who
-    from bot.services import Services
+    from bot.dependencies import Services
 
 
 @dataclass(frozen=True)

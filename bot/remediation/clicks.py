@@ -14,14 +14,14 @@ from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError
 
+from bot.dependencies import Services
 from bot.errors import ActionBusy, AlreadyDone, PgconnError, StateUnavailable
-from bot.models import Dyno
+from bot.readings import Dyno
 from bot.remediation import fixes
 from bot.remediation.buttons import BY_ID
 from bot.remediation.fixes import Outcome, Progress, dyno_progress
 from bot.render import remediation as ids
 from bot.render.text import escape, inert
-from bot.services import Services
 from bot.state.inflight import InFlight
 from bot.state.remediation import AuditRecord
 

@@ -17,8 +17,8 @@ from typing import Protocol
 from bot.budget import Budget
 from bot.errors import DatabaseError, DatabaseFull, HerokuError, NoDatabase, PgconnError
 from bot.heroku import HerokuClient
-from bot.models import AppContext, Dyno, ProcessType
 from bot.postgres import PostgresInspector
+from bot.readings import AppContext, Dyno, ProcessType
 from bot.render.text import code, inert
 from bot.report import budget_for, load_app_context
 

@@ -13,11 +13,11 @@ import time
 
 from slack_sdk.errors import SlackApiError
 
-from bot.models import Dyno
+from bot.dependencies import Services
+from bot.readings import Dyno
 from bot.remediation import fixes
 from bot.render import remediation as ids
 from bot.render.text import escape, inert
-from bot.services import Services
 from bot.state.inflight import ALIVE_EVERY_S, InFlight, describe
 from bot.state.remediation import AuditRecord
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.models import Holders, HoldersUnavailable
+from bot.readings import Holders, HoldersUnavailable
 from bot.render.budget import verdict_line
 from bot.render.diagnosis import cause_block, checks_blocks
 from bot.render.remediation import REMEDY_ACTIONS, remediation_actions, restart_type_menu

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.models import Backend
+from bot.readings import Backend
 
 
 def backend(

@@ -18,7 +18,7 @@ from bot.budget import (
     connection_budget,
     plan_connection_limit,
 )
-from bot.models import ProcessType
+from bot.readings import ProcessType
 
 
 def line_of(

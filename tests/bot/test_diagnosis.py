@@ -6,7 +6,7 @@ import pytest
 
 from bot.budget import Budget, connection_budget
 from bot.diagnosis import Band, Diagnosis, DiagnosisThresholds, diagnose, dyno_name, shorten
-from bot.models import Backend, HolderGroup, Holders, HoldersUnavailable, ProcessType
+from bot.readings import Backend, HolderGroup, Holders, HoldersUnavailable, ProcessType
 from tests.bot.rows import backend
 
 ROLE = "u1"  # the role tests.bot.rows gives its backends

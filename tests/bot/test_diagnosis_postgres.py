@@ -15,8 +15,8 @@ import pytest
 
 from bot.budget import connection_budget
 from bot.diagnosis import Band, Diagnosis, DiagnosisThresholds, diagnose
-from bot.models import ProcessType
 from bot.postgres import QUERY_CHARS, PostgresInspector
+from bot.readings import ProcessType
 from sandbox.load import ConnectionLoad
 from sandbox.servers import LocalPostgres
 from tests.support import ROLE_LIMIT

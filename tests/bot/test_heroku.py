@@ -16,7 +16,7 @@ from bot.errors import (
     NoDatabase,
 )
 from bot.heroku import HerokuClient, parse_pg_info
-from bot.models import Database
+from bot.readings import Database
 from emulators.heroku import HerokuEmulator
 from tests.support import API_KEY
 

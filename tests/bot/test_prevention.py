@@ -8,7 +8,6 @@ import json
 import pytest
 
 from bot.budget import connection_budget
-from bot.models import ProcessType
 from bot.prevention import (
     BudgetSnapshot,
     OpenWarning,
@@ -17,6 +16,7 @@ from bot.prevention import (
     describe_change,
     fixes,
 )
+from bot.readings import ProcessType
 from bot.render.prevention import follow_up_reply, resolved_reply, warning_blocks
 from bot.webhooks import parse_event
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.budget import HeadroomItem, connection_budget
-from bot.models import ProcessType
+from bot.readings import ProcessType
 from bot.render.budget import MAX_LINE_SECTIONS, budget_blocks, budget_fallback_text, verdict_line
 from bot.render.text import MAX_BLOCKS, MAX_TEXT
 

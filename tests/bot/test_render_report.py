@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from bot.budget import connection_budget
 from bot.diagnosis import diagnose
-from bot.models import Backend, Database, HolderGroup, Holders, HoldersUnavailable, PgInfo, ProcessType
+from bot.readings import Backend, Database, HolderGroup, Holders, HoldersUnavailable, PgInfo, ProcessType
 from bot.render.report import report_blocks
 from bot.render.text import MAX_BLOCKS, MAX_TEXT
 from bot.report import Report

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.config import Settings
+from bot.dependencies import build_services
 from bot.postgres import RESERVED_APPLICATION_NAME
 from bot.reserved import keep_reserved_once
-from bot.services import build_services
 from emulators.heroku import HerokuEmulator
 from sandbox.servers import LocalPostgres
 from tests.support import API_KEY, BOT_TOKEN, terminate_role
@@ -41,7 +41,7 @@ async def test_keeper_holds_one_connection_and_asks_heroku_only_when_it_is_lost(
     settings: Settings, heroku: HerokuEmulator, pg: LocalPostgres, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As if every pass came long after the last: no cached answer is fresh.
-    monkeypatch.setattr("bot.services.DSN_CACHE_S", 0.0)
+    monkeypatch.setattr("bot.dependencies.DSN_CACHE_S", 0.0)
     terminate_role(pg)
     services = build_services(settings)
     try:

@@ -13,10 +13,10 @@ import pytest
 import redis
 
 from bot.config import Settings
+from bot.dependencies import build_services
 from bot.errors import HerokuAuthError, HerokuNotFound, HerokuRejected
 from bot.heroku import HerokuClient
 from bot.reserved import keep_reserved_once
-from bot.services import build_services
 from bot.state import connect_redis
 from bot.state.webhooks import WebhookSecrets, secret_key
 from bot.watch import unwatch, watch, webhook_url

@@ -37,7 +37,7 @@ from tests.support import drain_credentials, role_backends
 
 BURST = 200
 FORM = "application/x-www-form-urlencoded"
-# Idle connections the bot's pools may keep: Heroku keep-alive (bot.services) and Redis (bot.state,
+# Idle connections the bot's pools may keep: Heroku keep-alive (bot.dependencies) and Redis (bot.state,
 # PGCONN_REDIS_MAX_CONNECTIONS's default).
 POOL_CAPS = 20 + 8
 DRAIN_SECONDS = 60.0 if os.environ.get("PGCONN_LONG_LOAD") == "1" else 10.0

@@ -1,4 +1,6 @@
-"""The domain's nouns, shared by the Heroku client, inspector, budget and renderers.
+"""What pgconn reads about an app and its database: Heroku's records (attachments, pg:info,
+process types, dynos) and what pg_stat_activity says (holders, backends, activity). Shared by the
+Heroku client, the inspector, the budget and the renderers.
 
 Plain frozen dataclasses: no I/O, no behaviour beyond small derived properties.
 """
