@@ -4,8 +4,13 @@
 
 - "member": anyone in pgconn's own workspace who can use the command in the channel (guests
   included: Slack lets a guest use slash commands in the channels they are in). Reads only.
-- "admin": the users in PGCONN_ADMINS, or members of its user groups (read with
-  usergroups.users.list, cached for a minute, fail closed).
+- "admin": the admins *of the app concerned* (bot.apps: its own `admins` in PGCONN_APP_ROUTES,
+  else PGCONN_ADMINS): those users, or members of those user groups (read with
+  usergroups.users.list, cached for a minute, fail closed). Rights are per app: an admin of one
+  app is a member like any other on every other app, so a click on another team's button is
+  refused exactly as a stranger's is.
+- "team": the app's admins, or anyone asking in the app's own alert channel (where its alerts
+  and the actions on it are posted anyway): the audit of an app is its team's to read.
 
 Anything not in the table is refused. `diagnose` shows query text, which may carry data: its
 answer goes only to the person who asked unless an admin asks (`private_for`). Requests from
@@ -25,6 +30,7 @@ from typing import Literal
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.apps import AppDirectory
 from bot.remediation.buttons import BUTTONS
 
 log = logging.getLogger(__name__)
@@ -33,13 +39,13 @@ GROUP_CACHE_S = 60.0
 # A channel becomes shared rarely, and then by an admin's deliberate act.
 CHANNEL_CACHE_S = 300.0
 
-Who = Literal["member", "admin"]
+Who = Literal["member", "admin", "team"]
 
 RULES: Mapping[str, Who] = {
     "help": "member",
     "report": "member",
     "budget": "member",
-    "audit": "member",
+    "audit": "team",
     "diagnose": "member",
     # Removing the drain silences the alerts; adding it sends the app's logs to pgconn.
     "watch": "admin",
@@ -55,14 +61,12 @@ class Authoriser:
     def __init__(
         self,
         slack: AsyncWebClient,
+        apps: AppDirectory,
         *,
-        users: frozenset[str],
-        groups: frozenset[str],
         cache_s: float = GROUP_CACHE_S,
     ) -> None:
         self._slack = slack
-        self._users = users
-        self._groups = groups
+        self._apps = apps
         self._cache_s = cache_s
         self._members: dict[str, tuple[float, frozenset[str]]] = {}
         self._shared: dict[str, tuple[float, bool]] = {}
@@ -82,22 +86,31 @@ class Authoriser:
         self._members[group] = (time.monotonic(), members)
         return members
 
-    async def is_admin(self, user_id: str) -> bool:
+    async def is_admin(self, user_id: str, app: str) -> bool:
+        """Whether `user_id` is an admin of `app` (bot.apps): listed, or in a listed user group."""
         if not user_id:
             return False
-        if user_id in self._users:
+        route = self._apps.for_app(app)
+        if user_id in route.admins:
             return True
-        for group in sorted(self._groups):
+        for group in sorted(route.admin_groups):
             if user_id in await self._group_members(group):
                 return True
         return False
 
-    async def may(self, user_id: str, what: str) -> bool:
-        """Whether `user_id` may run `what` (a slash verb or a button's action id)."""
+    async def may(self, user_id: str, what: str, app: str | None, *, channel: str | None = None) -> bool:
+        """Whether `user_id` may run `what` (a slash verb or a button's action id) on `app`,
+        asking in `channel` (None: not asked in a channel, e.g. a button's click)."""
         rule = RULES.get(what)
         if rule is None or not user_id:
             return False
-        return rule == "member" or await self.is_admin(user_id)
+        if rule == "member":
+            return True
+        if app is None:  # rights beyond a member's are an app's to give
+            return False
+        if rule == "team" and channel is not None and channel == self._apps.for_app(app).channel:
+            return True
+        return await self.is_admin(user_id, app)
 
     async def channel_shared(self, channel: str) -> bool:
         """Whether a channel is shared with another organisation (Slack Connect), from
@@ -129,14 +142,18 @@ class Authoriser:
         self._shared[channel] = (time.monotonic(), shared)
         return shared
 
-    async def private_for(self, user_id: str, what: str) -> bool:
-        """Whether the answer to `what` must be shown to `user_id` alone."""
-        return what in PRIVATE_UNLESS_ADMIN and not await self.is_admin(user_id)
+    async def private_for(self, user_id: str, what: str, app: str) -> bool:
+        """Whether the answer to `what` about `app` must be shown to `user_id` alone."""
+        return what in PRIVATE_UNLESS_ADMIN and not await self.is_admin(user_id, app)
 
 
 def who_may(what: str) -> str:
-    """"pgconn admins" or "anyone", for refusals and the README."""
-    return "pgconn admins" if RULES.get(what) == "admin" else "anyone"
+    """Who may run `what`, for refusals (the same words whoever was refused: an admin of another
+    app is told exactly what a stranger is)."""
+    rule = RULES.get(what)
+    if rule == "team":
+        return "pgconn admins, or people in the app's alert channel,"
+    return "pgconn admins" if rule == "admin" else "anyone"
 
 
 

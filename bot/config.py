@@ -19,9 +19,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.apps import AppDirectory, AppEntry, parse_entries
 from bot.diagnosis import DEFAULT_THRESHOLDS, Band, DiagnosisThresholds
 from bot.drain_auth import MIN_MASTER_CHARS
 from bot.errors import ConfigError
@@ -90,6 +92,18 @@ class Settings:
     # When each diagnosis check turns yellow / red (PGCONN_DIAG_*; connection count from the
     # alert shares).
     diagnosis_thresholds: DiagnosisThresholds = DEFAULT_THRESHOLDS
+    # Each app's own channel / admins / PagerDuty escalation (PGCONN_APP_ROUTES, bot.apps), as
+    # written; `directory` merges them with the defaults above.
+    app_routes: tuple[tuple[str, AppEntry], ...] = ()
+
+    @cached_property
+    def directory(self) -> AppDirectory:
+        """Every app's channel and admins (bot.apps): what alerts, warnings and rights go by."""
+        return AppDirectory(
+            dict(self.app_routes),
+            default_channel=self.alert_channel,
+            default_admins=sorted(self.admin_users | self.admin_groups),
+        )
 
     @property
     def http_mode(self) -> bool:
@@ -110,9 +124,11 @@ class Settings:
         warn_share = values["PGCONN_ALERT_WARN"]
         critical_share = values["PGCONN_ALERT_CRITICAL"]
         admins: tuple[str, ...] = values["PGCONN_ADMINS"]
+        routes = parse_entries(values["PGCONN_APP_ROUTES"], apps=values["PGCONN_APPS"])
         fields = {s.field: values[s.env] for s in SETTINGS if s.field is not None}
         return cls(
             **fields,
+            app_routes=tuple(routes.items()),
             slack_signing_secret=values["SLACK_SIGNING_SECRET"] or "",
             admin_users=frozenset(a for a in admins if a[0] in "UW"),
             admin_groups=frozenset(a for a in admins if a[0] == "S"),
@@ -365,16 +381,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PGCONN_ADMINS",
         None,
-        "comma-separated Slack user ids (`U…`) and user-group ids (`S…`) allowed to run actions",
+        "comma-separated Slack user ids (`U…`) and user-group ids (`S…`) allowed to run actions on the "
+        "apps that name no admins of their own in `PGCONN_APP_ROUTES`",
         _admins,
         unset="empty: nobody",
     ),
     Setting(
         "PGCONN_ALERT_CHANNEL",
         "alert_channel",
-        "channel id (`C…`) where alert threads open",
+        "channel id (`C…`) where alert threads open, for the apps that name no channel of their own in "
+        "`PGCONN_APP_ROUTES`",
         _channel,
         unset="required for alerts",
+    ),
+    Setting(
+        "PGCONN_APP_ROUTES",
+        None,
+        "per app, what differs from the two defaults above: a JSON object of app name → `channel` "
+        "(`C…`), `admins` (user and user-group ids), `pagerduty_routing_key` (Events API v2, secret) and "
+        "`escalate_after` (`15m`); see *Per-app channels and admins*",
+        _text,
+        unset="every app uses the defaults",
     ),
     Setting(
         "PGCONN_DRAIN_TOKEN",

@@ -20,6 +20,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts import AlertEngine
+from bot.apps import AppDirectory
 from bot.authz import Authoriser
 from bot.config import Settings
 from bot.heroku import HerokuClient
@@ -76,6 +77,11 @@ class Services:
         dsn = config_vars.get(database.config_var)
         self._dsn_cache[app] = (time.monotonic(), dsn)
         return dsn
+
+    @property
+    def apps(self) -> AppDirectory:
+        """Each app's alert channel, admins and PagerDuty escalation (bot.apps)."""
+        return self.settings.directory
 
     def last_database_url(self, app: str) -> str | None:
         """The last DATABASE_URL seen for the app, however old (None if never resolved)."""
@@ -204,7 +210,7 @@ def build_services(settings: Settings) -> Services:
         inspector=inspector,
         slack=slack,
         redis=redis,
-        authoriser=Authoriser(slack, users=settings.admin_users, groups=settings.admin_groups),
+        authoriser=Authoriser(slack, settings.directory),
         contexts=AppContextLoader(heroku),
         ledger=ActionLedger(redis),
         audit=AuditLog(redis),

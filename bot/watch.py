@@ -125,7 +125,11 @@ async def _baseline(watcher: BudgetWatcher, app: str, alert_channel: str | None)
     except PgconnError as exc:
         log.warning("watch %s: budget baseline not taken: %s", app, type(exc).__name__)
         return f"\nThe budget could not be computed now ({exc.message}); the first change will set it."
-    where = f"<#{alert_channel}>" if alert_channel else "the alert channel (PGCONN_ALERT_CHANNEL is not set)"
+    where = (
+        f"<#{alert_channel}>"
+        if alert_channel
+        else "the alert channel (neither PGCONN_APP_ROUTES nor PGCONN_ALERT_CHANNEL names one)"
+    )
     now = f"{budget.total} of {budget.limit} connections ({budget.verdict})"
     if budget.verdict == "fits":
         return f"\nBudget now: {now}. pgconn warns in {where} if a scale-up or release breaks it."
@@ -281,7 +285,7 @@ async def as_admin(services: Services, app: str, verb: Literal["watch", "unwatch
                 s.drain_token,
                 services.webhook_secrets,
                 services.budget_watch,
-                s.alert_channel,
+                services.apps.for_app(app).channel,
                 services.drain_nonces,
             )
         return await unwatch(
@@ -321,7 +325,8 @@ async def as_admin_action(
             await services.ledger.unlock(app, token)
     first = message.split("\n", 1)[0]
     await _record(services, app, verb, user, ok=True, result=first)
-    channel = services.settings.alert_channel
+    # The app's own channel (bot.apps): another team's channel never hears of this app.
+    channel = services.apps.for_app(app).channel
     if channel:
         try:
             await services.slack.chat_postMessage(

@@ -81,9 +81,9 @@ def heroku_drain(services: Services) -> Endpoint:
             # Made by pgconn, but for a drain URL that `watch` or `unwatch` has since retired.
             log.info("drain %s: refused a retired drain password", app)
             return PlainTextResponse("unauthorised\n", status_code=401, headers=_CHALLENGE)
-        if not alerts.enabled:
+        if not alerts.enabled_for(app):
             # Accepting lines nobody will act on would hide the misconfiguration.
-            return PlainTextResponse(f"alerts are off: {alerts.why_disabled}\n", status_code=503)
+            return PlainTextResponse(f"alerts are off: {alerts.why_disabled(app)}\n", status_code=503)
         if services.stopping:
             # SIGTERM: logplex re-sends a frame answered 503 (same Logplex-Frame-Id), to a dyno
             # that stays; a 4xx would drop it for good.

@@ -73,7 +73,7 @@ async def message(event: dict[str, Any], context: AsyncBoltContext) -> None:
         return
     alerts = services.alerts
     if not alerts.enabled:
-        log.warning("an alert in %s names %s, but alerts are off: %s", channel, app, alerts.why_disabled)
+        log.warning("an alert in %s names %s, but alerts are off: %s", channel, app, alerts.why_disabled())
         return
     try:
         answered = await alerts.answer_mention(app, channel, ts, str(event.get("thread_ts") or ts))

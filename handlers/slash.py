@@ -45,7 +45,7 @@ async def pgconn_command(
         return
     user = str(command.get("user_id") or "")
     log.info("/pgconn %s %s by %s", parsed.verb, parsed.app or "", user)
-    if not await services.authoriser.may(user, parsed.verb):
+    if not await services.authoriser.may(user, parsed.verb, parsed.app, channel=command.get("channel_id")):
         log.warning("refused /pgconn %s %s from %s: not a pgconn admin", parsed.verb, parsed.app, user)
         await tell(
             respond,
@@ -143,7 +143,7 @@ async def _diagnose(
 ) -> None:
     report = await _build_report(services, cmd.app)
     blocks = report_blocks(report, idle_after_s=services.settings.kill_idle_after_s, checks=True)
-    if await services.authoriser.private_for(str(command.get("user_id") or ""), "diagnose"):
+    if await services.authoriser.private_for(str(command.get("user_id") or ""), "diagnose", cmd.app):
         # Query text and client addresses: for the person who asked, not the whole channel.
         await respond_reliably(
             respond, response_type="ephemeral", text=report_fallback_text(report), blocks=blocks,

@@ -64,6 +64,8 @@ def main() -> None:
             settings.slack_signing_secret,
             settings.slack_app_token or "",
             settings.drain_token or "",
+            # PagerDuty routing keys (PGCONN_APP_ROUTES): whoever holds one can page the team.
+            *settings.directory.secrets,
         ],
     )
     embedded = None

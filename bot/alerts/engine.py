@@ -104,15 +104,31 @@ class AlertEngine:
         self._known: dict[str, KnownApp] = {}
         self._pacer = ChannelPacer()
 
-    @property
-    def enabled(self) -> bool:
-        return self.incidents is not None and self.metrics is not None and bool(self.settings.alert_channel)
+    def channel_for(self, app: str) -> str | None:
+        """Where the app's alert threads open: its own channel, else PGCONN_ALERT_CHANNEL (bot.apps)."""
+        return self.settings.directory.for_app(app).channel
 
     @property
-    def why_disabled(self) -> str:
-        if not self.settings.alert_channel:
-            return "PGCONN_ALERT_CHANNEL is not set"
-        return "Redis is not configured (REDIS_URL)"
+    def enabled(self) -> bool:
+        """Whether any app can have alerts (Redis, and a channel for at least one app)."""
+        return self._stored and any(self.channel_for(app) for app in self.settings.apps)
+
+    def enabled_for(self, app: str) -> bool:
+        return self._stored and self.channel_for(app) is not None
+
+    @property
+    def _stored(self) -> bool:
+        return self.incidents is not None and self.metrics is not None
+
+    def why_disabled(self, app: str | None = None) -> str:
+        if not self._stored:
+            return "Redis is not configured (REDIS_URL)"
+        if app is not None:
+            return (
+                f"no alert channel for {app} (PGCONN_APP_ROUTES names none for it and "
+                "PGCONN_ALERT_CHANNEL is not set)"
+            )
+        return "PGCONN_ALERT_CHANNEL is not set and PGCONN_APP_ROUTES names no channel"
 
     # -- inbound ---------------------------------------------------------------
 
@@ -161,7 +177,7 @@ class AlertEngine:
         if self._tasks:
             return
         if not self.enabled:
-            log.warning("automatic alerts are off: %s", self.why_disabled)
+            log.warning("automatic alerts are off: %s", self.why_disabled())
             return
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -348,7 +364,11 @@ class AlertEngine:
 
     async def _step(self, app: str, database: str, obs: Observation, now: float) -> None:
         """Load → decide → compare-and-set (retried on a lost race) → act."""
-        assert self.incidents is not None and self.settings.alert_channel
+        assert self.incidents is not None
+        channel = self.channel_for(app)
+        if channel is None:
+            log.warning("incident signal for %s dropped: %s", app, self.why_disabled(app))
+            return
         for attempt in range(20):
             if attempt:
                 # Lost a compare-and-set to another process: back off a random while, or the
@@ -364,7 +384,7 @@ class AlertEngine:
                 now=now,
                 t=self.t,
                 token=self.token,
-                channel=self.settings.alert_channel,
+                channel=channel,
             )
             if d.state is None:
                 return

@@ -117,9 +117,10 @@ class BudgetWatcher:
 
     async def _warn(self, seen: _Change, state: WatchState) -> WatchState:
         app, change, budget = seen.app, seen.change, seen.budget
-        channel = self.settings.alert_channel
+        # The app's own channel (bot.apps), else PGCONN_ALERT_CHANNEL.
+        channel = self.settings.directory.for_app(app).channel
         if channel is None:
-            log.warning("budget watch %s: over budget but PGCONN_ALERT_CHANNEL is not set: no warning", app)
+            log.warning("budget watch %s: over budget but no alert channel is set for it: no warning", app)
             return state
         result = await self.slack.chat_postMessage(
             channel=channel,

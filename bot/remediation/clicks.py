@@ -70,8 +70,8 @@ async def execute(services: Services, click: Click, tell: Tell) -> Outcome | Non
         )
         await tell(f":no_entry: pgconn may not act on `{escape(app[:40])}`: it is not in PGCONN_APPS.")
         return None
-    if not await services.authoriser.may(click.user_id, click.action_id):
-        log.warning("refused %s on %s: %s is not in PGCONN_ADMINS", click.action_id, app, click.user_id)
+    if not await services.authoriser.may(click.user_id, click.action_id, app):
+        log.warning("refused %s on %s: %s is not an admin of the app", click.action_id, app, click.user_id)
         await tell(f":no_entry: Only pgconn admins may run *{label}* on `{app}`. Nothing was done.")
         return None
     message_ref = click.message_ts or click.action_ts

@@ -22,7 +22,7 @@ MINIMAL = {
     "PGCONN_APPS": "a-app",
 }
 # Fields from_env fills from several variables at once.
-COMBINED = {"slack_signing_secret", "admin_users", "admin_groups", "diagnosis_thresholds"}
+COMBINED = {"slack_signing_secret", "admin_users", "admin_groups", "diagnosis_thresholds", "app_routes"}
 
 
 def test_every_settings_field_comes_from_exactly_one_registered_variable() -> None:

@@ -83,7 +83,7 @@ async def test_everyone_else_is_refused_every_action_and_nothing_changes(system:
     assert audit_records(system) == 0
     # Logged by this test's refusals (the session bot's log also holds earlier tests' lines).
     refusals = system.bot.logs()[log_start:]
-    assert all(f"refused {a} on my-app: {user} is not in PGCONN_ADMINS" in refusals for a in ACTIONS)
+    assert all(f"refused {a} on my-app: {user} is not an admin of the app" in refusals for a in ACTIONS)
 
 
 @pytest.mark.parametrize(
