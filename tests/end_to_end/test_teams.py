@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 
 import httpx
 import pytest
@@ -147,7 +148,7 @@ async def test_an_exhaustion_on_each_app_goes_to_its_own_teams_channel_only(team
             assert (await alerts.drain(frame([fatal_line()] * 5), app=app, count=5)).status_code == 204
         await settled(teams.bot)
         threads = {
-            channel: await teams.slack.wait_for(lambda c=channel: pgconn_posts(teams, c), timeout=WAIT_S)
+            channel: await teams.slack.wait_for(partial(pgconn_posts, teams, channel), timeout=WAIT_S)
             for channel in (TEAM_ONE, TEAM_TWO, ALERT_CHANNEL)
         }
     owner = {TEAM_ONE: "my-app", TEAM_TWO: "std-app", ALERT_CHANNEL: "bare-app"}
