@@ -75,6 +75,13 @@ class Settings:
     # SIGTERM → at most this long to finish what is in flight (Heroku sends SIGKILL after 30 s).
     shutdown_grace_s: float = 20.0
     reserve_interval_s: float = 30.0
+    # Verification of fixes (bot.verification) and forecasts of a rising trend (bot.forecast).
+    verify_after_s: float = 60.0
+    verify_poll_s: float = 60.0
+    verify_release_wait_s: float = 86400.0
+    forecast_interval_s: float = 15.0
+    forecast_window_s: float = 300.0
+    forecast_horizon_s: float = 1800.0
     log_level: str = "INFO"
     # The most Redis connections this process opens (its pool's size): see PGCONN_REDIS_MAX_CONNECTIONS.
     redis_max_connections: int = 8
@@ -522,6 +529,52 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds between checks of the reserved connections",
         _number(0.1, 3600),
         default="30",
+    ),
+    Setting(
+        "PGCONN_VERIFY_AFTER",
+        "verify_after_s",
+        "seconds after a fix (after the release, for Add PgBouncer) before pgconn checks its effect and "
+        "says in the thread whether it worked",
+        _number(0.1, 86400),
+        default="60",
+    ),
+    Setting(
+        "PGCONN_VERIFY_POLL",
+        "verify_poll_s",
+        "after Add PgBouncer: seconds between looks at the app's releases when no `api:release` webhook "
+        "came (not watched, or a delivery lost)",
+        _number(0.1, 3600),
+        default="60",
+    ),
+    Setting(
+        "PGCONN_VERIFY_RELEASE_WAIT",
+        "verify_release_wait_s",
+        "after Add PgBouncer: seconds pgconn waits for the deploy that carries the buildpack before "
+        "saying it was not deployed",
+        _number(1, 30 * 86400),
+        default="86400",
+    ),
+    Setting(
+        "PGCONN_FORECAST_INTERVAL",
+        "forecast_interval_s",
+        "seconds between forecasts of each app's connections (and, on Essential plans, which send no "
+        "metrics, between counts through the reserved connection); `0` turns forecasts off",
+        _number(0, 3600),
+        default="15",
+    ),
+    Setting(
+        "PGCONN_FORECAST_WINDOW",
+        "forecast_window_s",
+        "seconds of samples a forecast fits its trend to",
+        _number(1, 3600),
+        default="300",
+    ),
+    Setting(
+        "PGCONN_FORECAST_HORIZON",
+        "forecast_horizon_s",
+        "a rising trend is warned about when it reaches the limit within this many seconds",
+        _number(1, 86400),
+        default="1800",
     ),
     Setting(
         "PGCONN_RESTART_TIMEOUT",

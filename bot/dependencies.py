@@ -34,6 +34,7 @@ from bot.state.inflight import InFlightStore
 from bot.state.metrics import MetricStore
 from bot.state.prevention import BudgetWatchStore
 from bot.state.remediation import ActionLedger, AuditLog
+from bot.state.verification import VerificationStore
 from bot.state.webhooks import WebhookSecrets
 from bot.throttle import HerokuBudget, Throttle
 
@@ -62,6 +63,8 @@ class Services:
     drain_nonces: DrainNonces
     throttle: Throttle
     inflight: InFlightStore = field(default_factory=lambda: InFlightStore(None))
+    # Fixes whose effect is still to be checked, and the verified effects (bot.verification).
+    verifications: VerificationStore = field(default_factory=lambda: VerificationStore(None))
     # SIGTERM: no new work is taken, running work gets the grace period (pgconn.asgi's lifespan).
     stopping: bool = False
     _dsn_cache: dict[str, tuple[float, str | None]] = field(default_factory=dict)
@@ -227,4 +230,5 @@ def build_services(settings: Settings) -> Services:
             heroku_reserve=settings.heroku_reserve,
         ),
         inflight=InFlightStore(redis),
+        verifications=VerificationStore(redis),
     )

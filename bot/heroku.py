@@ -29,7 +29,7 @@ from bot.errors import (
     NoDatabase,
 )
 from bot.ratelimit import REFILL_PER_S, TokenEstimate, whole_seconds
-from bot.readings import Database, Dyno, PgInfo, ProcessType
+from bot.readings import Build, Database, Dyno, PgInfo, ProcessType, Release
 
 log = logging.getLogger(__name__)
 
@@ -368,6 +368,42 @@ class HerokuClient:
             f"{self._platform}/apps/{_seg(app)}/webhooks/{_seg(webhook_id)}",
             what=f"removing {app}'s webhook subscription",
         )
+
+    async def releases(self, app: str, newest: int = 10) -> list[Release]:
+        """The app's latest releases, newest first (the Range header the CLI sends)."""
+        rows = await self._get(
+            f"/apps/{_seg(app)}/releases",
+            f"listing {app}'s releases",
+            headers={"Range": f"version ..; max={int(newest)}, order=desc"},
+        )
+        with _parsing("releases"):
+            return [
+                Release(
+                    version=int(r["version"]),
+                    slug_id=str((r.get("slug") or {}).get("id") or "") or None,
+                    description=str(r.get("description") or "")[:200],
+                    created_at=str(r.get("created_at") or ""),
+                )
+                for r in _list(rows, "releases")
+            ]
+
+    async def builds(self, app: str) -> list[Build]:
+        """The app's builds, with the buildpacks each ran (what its slug carries)."""
+        rows = await self._get(f"/apps/{_seg(app)}/builds", f"listing {app}'s builds")
+        with _parsing("builds"):
+            return [
+                Build(
+                    id=str(r.get("id") or ""),
+                    slug_id=str((r.get("slug") or {}).get("id") or "") or None,
+                    buildpacks=tuple(
+                        str(b.get("name") or b.get("url") or "")
+                        for b in (r.get("buildpacks") or [])
+                        if isinstance(b, dict)
+                    ),
+                    status=str(r.get("status") or ""),
+                )
+                for r in _list(rows, "builds")
+            ]
 
     # -- Heroku Postgres API -------------------------------------------------------
 

@@ -55,6 +55,26 @@ class Dyno:
 
 
 @dataclass(frozen=True)
+class Release:
+    """One release of an app: a deploy (a new slug) or a config change (the same slug)."""
+
+    version: int
+    slug_id: str | None
+    description: str
+    created_at: str  # Heroku's ISO timestamp
+
+
+@dataclass(frozen=True)
+class Build:
+    """One build: the slug it made and the buildpacks it ran, in order."""
+
+    id: str
+    slug_id: str | None
+    buildpacks: tuple[str, ...]
+    status: str
+
+
+@dataclass(frozen=True)
 class HolderGroup:
     """Backends of one (application_name, user, client address) group."""
 

@@ -61,11 +61,13 @@ from emulators.heroku_state import (
     Account,
     Addon,
     Attachment,
+    Build,
     EmulatedApp,
     Formation,
     LogDrain,
     Release,
     RestartRecord,
+    Slug,
     Webhook,
     addon_name_for,
     is_essential_tier,
@@ -225,6 +227,9 @@ class HerokuEmulator:
         self.restart_on_config_change = True
         # Formation changes and releases are POSTed to the apps' webhook subscriptions.
         self.webhooks = WebhookDispatcher()
+        # What the Procfile of each source blob URL says (`POST /apps/{app}/builds`): the
+        # emulator cannot unpack a tarball, so a test says what a deploy would carry.
+        self.sources: dict[str, dict[str, str]] = {}
         self.account = Account()
         self.rate_limit = RateLimitPool()
         self.pg = PostgresEffects(admin_dsn)
@@ -252,10 +257,12 @@ class HerokuEmulator:
         short_plan = plan.removeprefix(f"{POSTGRES_SERVICE}:")
         created = now() - timedelta(days=400)
         addon = Addon(new_uuid(), addon_name_for(name), short_plan, created + timedelta(days=1))
+        deployed = now() - timedelta(days=2)
+        slug = Slug(new_uuid(), {}, _buildpack_description(buildpacks), deployed, "3f2a9c1e")
         releases = [
             Release(new_uuid(), 1, "Initial release", created),
             Release(new_uuid(), 2, f"Attach DATABASE (@ref:{addon.name})", addon.created_at),
-            Release(new_uuid(), 3, "Deploy 3f2a9c1e", now() - timedelta(days=2)),
+            Release(new_uuid(), 3, "Deploy 3f2a9c1e", deployed, slug.id),
         ]
         forms: dict[str, Formation] = {}
         for entry in formation if formation is not None else _DEFAULT_FORMATION:
@@ -268,6 +275,7 @@ class HerokuEmulator:
                 updated_at=created,
             )
             forms[form.type] = form
+            slug.process_types[form.type] = form.command
         config = {"DATABASE_URL": database_url}
         config.update(config_vars or {})
         app = EmulatedApp(
@@ -287,6 +295,7 @@ class HerokuEmulator:
             boot_seconds=self.dyno_boot_seconds,
             web_host=f"{name}-{hashlib.sha1(name.encode()).hexdigest()[:12]}",
         )
+        app.slugs[slug.id] = slug
         app.sync_dynos()
         # Dynos of a freshly added app have been up for a while, not booting right now.
         for dyno in app.dynos.values():
@@ -528,6 +537,10 @@ class HerokuEmulator:
             _Route("GET", "/apps/{app}/webhook-deliveries", self._list_deliveries),
             _Route("GET", "/apps/{app}/webhook-deliveries/{delivery}", self._get_delivery),
             _Route("GET", "/apps/{app}/releases", self._list_releases),
+            _Route("POST", "/apps/{app}/builds", self._create_build),
+            _Route("GET", "/apps/{app}/builds", self._list_builds),
+            _Route("GET", "/apps/{app}/builds/{build}", self._get_build),
+            _Route("GET", "/apps/{app}/slugs/{slug}", self._get_slug),
             # Heroku Postgres data API (api.data.heroku.com in production).
             _Route("GET", "/client/v11/databases/{db}", self._pg_info),
             _Route("POST", "/client/v11/databases/{db}/connection_reset", self._connection_reset),
@@ -853,6 +866,65 @@ class HerokuEmulator:
             releases = releases[: int(limit.group(1))]
         return JSONResponse([app.release_json(r) for r in releases])
 
+    # Builds and slugs: a deploy (`git push heroku`, `heroku builds:create`).
+
+    async def _create_build(self, request: Request) -> Response:
+        app = self._app(request.path_params["app"])
+        body = await _json_object(request)
+        blob = body.get("source_blob")
+        url = blob.get("url") if isinstance(blob, dict) else None
+        if not isinstance(url, str) or not url:
+            raise HerokuApiError(422, "invalid_params", "Missing required params: source_blob.")
+        version = blob.get("version") if isinstance(blob, dict) else None
+        build = await self.deploy(app, url, version=str(version) if version else None)
+        return JSONResponse(app.build_json(build), status_code=201)
+
+    async def deploy(self, app: EmulatedApp, source_url: str, *, version: str | None = None) -> Build:
+        """Build the source with the app's buildpacks as they are now, and release the slug.
+
+        The emulator cannot unpack a tarball: the Procfile a source carries is what `sources`
+        says for its URL (a test control), else the current slug's. Like Heroku, the formation's
+        commands follow the new slug's process types, and the release restarts every dyno."""
+        current = app.slugs.get(app.current_release.slug_id or "")
+        procfile = dict(self.sources.get(source_url) or (current.process_types if current else {}))
+        slug = Slug(new_uuid(), procfile, _buildpack_description(app.buildpacks), now(), version)
+        app.slugs[slug.id] = slug
+        build = Build(new_uuid(), list(app.buildpacks), source_url, version, slug.id, None, now())
+        app.builds.append(build)
+        for kind, command in procfile.items():
+            form = app.formation.get(kind)
+            if form is None:
+                # A new process type starts at 0 dynos, web at 1 on an app's first deploy.
+                app.formation[kind] = Formation(kind, 0, command, "basic")
+            else:
+                form.command = command
+                form.updated_at = now()
+        app.sync_dynos()
+        release = app.add_release(f"Deploy {version or slug.id[:8]}", slug.id)
+        build.release_id = release.id
+        self.webhooks.publish(app, "release", "create", app.release_json(release))
+        await self._restart(app, "all", reason="release")
+        await self._call_hook(self.on_release, app)
+        return build
+
+    async def _list_builds(self, request: Request) -> Response:
+        app = self._app(request.path_params["app"])
+        return JSONResponse([app.build_json(b) for b in app.builds])
+
+    async def _get_build(self, request: Request) -> Response:
+        app = self._app(request.path_params["app"])
+        for build in app.builds:
+            if build.id == request.path_params["build"]:
+                return JSONResponse(app.build_json(build))
+        raise HerokuApiError(404, "not_found", "Couldn't find that build.", "build")
+
+    async def _get_slug(self, request: Request) -> Response:
+        app = self._app(request.path_params["app"])
+        slug = app.slugs.get(request.path_params["slug"])
+        if slug is None:
+            raise HerokuApiError(404, "not_found", "Couldn't find that slug.", "slug")
+        return JSONResponse(app.slug_json(slug))
+
     # Heroku Postgres data API.
 
     async def _pg_info(self, request: Request) -> Response:
@@ -903,6 +975,11 @@ class HerokuEmulator:
             if ident in (app.addon.id, app.addon.name):
                 return app
         raise HerokuApiError(404, "not_found", "Couldn't find that database.", "database")
+
+
+def _buildpack_description(buildpacks: list[str] | None) -> str:
+    names = [b.removeprefix("urn:buildpack:") for b in buildpacks or ["heroku/python"]]
+    return "Python" if names[-1:] == ["heroku/python"] else names[-1]
 
 
 def _accept_version(request: Request) -> str | None:

@@ -242,6 +242,33 @@ class Release:
     version: int
     description: str
     created_at: datetime
+    # The slug it runs: a deploy makes a new one; a config change keeps the previous release's.
+    slug_id: str | None = None
+
+
+@dataclass
+class Slug:
+    """What a build produced: its Procfile's process types (and what the buildpacks said)."""
+
+    id: str
+    process_types: dict[str, str]
+    buildpack_provided_description: str
+    created_at: datetime
+    commit: str | None = None
+
+
+@dataclass
+class Build:
+    """One build of a source blob with the app's buildpacks at the time, in their order."""
+
+    id: str
+    buildpacks: list[str]
+    source_url: str
+    source_version: str | None
+    slug_id: str
+    release_id: str | None
+    created_at: datetime
+    status: str = "succeeded"
 
 
 @dataclass
@@ -296,6 +323,8 @@ class EmulatedApp:
     log_drains: list[LogDrain] = field(default_factory=list)
     webhooks: list[Webhook] = field(default_factory=list)
     restarts: list[RestartRecord] = field(default_factory=list)
+    slugs: dict[str, Slug] = field(default_factory=dict)
+    builds: list[Build] = field(default_factory=list)
     connection_resets: list[int] = field(default_factory=list)  # backends terminated per reset
     # Where DATABASE_CONNECTION_POOL_URL points when server-side pooling is attached. The
     # emulator has no pooler of its own, so by default it is the database itself.
@@ -318,8 +347,10 @@ class EmulatedApp:
     def updated_at(self) -> datetime:
         return self.current_release.created_at
 
-    def add_release(self, description: str) -> Release:
-        release = Release(new_uuid(), self.current_release.version + 1, description, now())
+    def add_release(self, description: str, slug_id: str | None = None) -> Release:
+        """A new release; on the previous release's slug unless a build gave a new one."""
+        slug = slug_id or self.current_release.slug_id
+        release = Release(new_uuid(), self.current_release.version + 1, description, now(), slug)
         self.releases.append(release)
         return release
 
@@ -501,21 +532,61 @@ class EmulatedApp:
         }
 
     def release_json(self, release: Release) -> JSON:
+        slug = release.slug_id or stable_uuid("slug", self.id)
         return {
             "addon_plan_names": [self.addon.plan_name],
-            "artifacts": [{"type": "slug", "id": stable_uuid("slug", self.id)}],
+            "artifacts": [{"type": "slug", "id": slug}],
             "app": self.ref(),
             "created_at": iso(release.created_at),
             "description": release.description,
             "id": release.id,
             "updated_at": iso(release.created_at),
-            "slug": {"id": stable_uuid("slug", self.id)},
+            "slug": {"id": slug},
             "status": "succeeded",
             "user": {"id": self.owner.id, "email": self.owner.email},
             "version": release.version,
             "current": release is self.current_release,
             "output_stream_url": None,
             "eligible_for_rollback": release is not self.current_release,
+        }
+
+
+    def build_json(self, build: Build) -> JSON:
+        return {
+            "app": {"id": self.id},
+            "buildpacks": [{"url": url, "name": buildpack_name(url)} for url in build.buildpacks],
+            "created_at": iso(build.created_at),
+            "generation": "cedar",
+            "id": build.id,
+            "output_stream_url": f"https://build-output.heroku.com/streams/{build.id}",
+            "source_blob": {
+                "checksum": None,
+                "url": build.source_url,
+                "version": build.source_version,
+                "version_description": None,
+            },
+            "release": {"id": build.release_id} if build.release_id else None,
+            "slug": {"id": build.slug_id},
+            "stack": "heroku-24",
+            "status": build.status,
+            "updated_at": iso(build.created_at),
+            "user": {"id": self.owner.id, "email": self.owner.email},
+        }
+
+    def slug_json(self, slug: Slug) -> JSON:
+        return {
+            "blob": {"method": "get", "url": f"https://slugs.example.com/{slug.id}.tgz"},
+            "buildpack_provided_description": slug.buildpack_provided_description,
+            "checksum": None,
+            "commit": slug.commit,
+            "commit_description": None,
+            "created_at": iso(slug.created_at),
+            "id": slug.id,
+            "process_types": dict(slug.process_types),
+            "size": 48_234_496,
+            "stack": {"id": stable_uuid("stack", "heroku-24"), "name": "heroku-24"},
+            "updated_at": iso(slug.created_at),
+            "deleted_at": None,
         }
 
 

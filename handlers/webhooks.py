@@ -21,6 +21,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from bot.dependencies import Services
 from bot.errors import StateUnavailable
+from bot.verification.checker import release_arrived
 from bot.webhooks import MAX_BODY_BYTES, SIGNATURE_HEADER, parse_event, signature_valid
 from handlers.http import Endpoint, read_body
 
@@ -91,6 +92,9 @@ def heroku_webhook(services: Services) -> Endpoint:
             log.info("webhook %s: delivery %s was already handled; nothing done", app, delivery)
             return PlainTextResponse("already handled\n", status_code=200)
         services.forget_app(app)
+        if event.resource == "release":
+            # A check following Add PgBouncer waits for this (bot.verification.checker).
+            await release_arrived(services, app)
         # A 2xx only once the evaluation is done: the subscription is level "sync", so Heroku
         # retries anything else, and a warning is never lost to a restart or a failing re-read.
         task = services.spawn(services.budget_watch.handle(app, event, delivery), name=f"budget-watch:{app}")

@@ -19,6 +19,7 @@ from bot.remediation.recovery import keep_finishing
 from bot.reserved import keep_reserved
 from bot.signing import MAX_BODY_BYTES as MAX_SLACK_BODY_BYTES
 from bot.signing import headers_fresh, signature_valid
+from bot.verification.checker import keep_verifying
 from handlers import http_routes, register
 from handlers.http import read_body
 
@@ -92,6 +93,8 @@ def create_asgi(services: Services) -> Starlette:
         services.spawn(keep_reserved(services), name="keep-reserved", lasting=True)
         # Heartbeat, and the story of actions a stopped process left half-told (a dyno restart).
         services.spawn(keep_finishing(services), name="finish-interrupted", lasting=True)
+        # Each fix's effect, checked a while later in its thread (whichever process finds it due).
+        services.spawn(keep_verifying(services), name="verify-fixes", lasting=True)
         await services.alerts.start()
         yield
         # SIGTERM (uvicorn stopped taking connections): running actions get the grace period.

@@ -72,6 +72,11 @@ def bot_env(
         "PGCONN_HEROKU_RESERVE": "0",
         # A test stopping its bot does not wait 20 s for a restart still being followed.
         "PGCONN_SHUTDOWN_GRACE": "2",
+        # Verifications and forecasts have their own bots (tests/end_to_end/test_verification.py,
+        # test_forecast.py): elsewhere a verdict posted a minute later, or a warning about a test's
+        # own ramp of connections, would land in a later test's Slack.
+        "PGCONN_VERIFY_AFTER": "3600",
+        "PGCONN_FORECAST_INTERVAL": "0",
     }
     env.update(overrides)
     return {k: v for k, v in env.items() if v is not None}

@@ -24,6 +24,7 @@ from bot.render import remediation as ids
 from bot.render.text import escape, inert
 from bot.state.inflight import InFlight
 from bot.state.remediation import AuditRecord
+from bot.verification import checker as verification
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,8 @@ async def execute(services: Services, click: Click, tell: Tell) -> Outcome | Non
         ),
     )
     await services.inflight.save(recorder.record)
+    # The connections before the fix: what its verification compares with (bot.verification).
+    before = await verification.baseline(services, click.action_id, app)
     try:
         outcome = await _run(services, click, app, process_type, recorder)
     except PgconnError as exc:
@@ -138,6 +141,17 @@ async def execute(services: Services, click: Click, tell: Tell) -> Outcome | Non
     )
     await recorder.finished(outcome.summary)
     ts = await _post_result(services, click, label, app, outcome, recorded, tell)
+    await verification.schedule_after_fix(
+        services,
+        action_id=click.action_id,
+        app=app,
+        process_type=process_type,
+        user=click.user_id,
+        channel=click.channel_id,
+        thread_ts=click.thread_ts or click.message_ts,
+        before=before,
+        outcome=outcome,
+    )
     if click.action_id == ids.RESTART and outcome.ok:
         # A dyno restart of pgconn's own while following: the next process follows to the end.
         await recorder.following(ts, result_text(click.user_id, label, app, outcome))

@@ -94,6 +94,27 @@ def remediation_actions(
     return {"type": "actions", "block_id": ACTIONS_BLOCK_ID, "elements": elements}
 
 
+def one_action(
+    app: str, remedy: str, *, role_connections: int | None, idle_after_s: int, process_type: str | None = None
+) -> dict[str, Any]:
+    """An actions block with the one button that fits (a verification that did not hold: the
+    same record, confirm and click protocol as on every report)."""
+    button = buttons.BY_REMEDY[remedy]  # type: ignore[index]
+    typed = process_type if button.label_for_type else None
+    facts = Facts(app, role_connections, None, idle_after_s, None, None, process_type=typed)
+    element = _button(
+        button.id,
+        button.label_for_type.format(type=typed) if typed else button.label,
+        f"{app}:{typed}" if typed else app,
+        button.title,
+        button.explain(facts),
+        button.confirm,
+        danger=button.danger,
+        lead=True,
+    )
+    return {"type": "actions", "block_id": ACTIONS_BLOCK_ID, "elements": [element]}
+
+
 def restart_type_menu(
     app: str, process_types: list[tuple[str, int]], *, with_all: bool = False
 ) -> dict[str, Any] | None:

@@ -262,6 +262,11 @@ RESOURCES: list[tuple[str, str, Any, int]] = [
     ("GET", "/apps/{app}/webhooks/{webhook_id}", None, 200),
     ("DELETE", "/apps/{app}/webhooks/{webhook_id}", None, 200),
     ("GET", "/apps/{app}/releases", None, 200),
+    ("POST", "/apps/{app}/builds", {"source_blob": {"url": "https://example.com/src.tgz", "version": "v2"}},
+     201),
+    ("GET", "/apps/{app}/builds", None, 200),
+    ("GET", "/apps/{app}/builds/{build_id}", None, 200),
+    ("GET", "/apps/{app}/slugs/{slug_id}", None, 200),
 ]
 
 
@@ -275,9 +280,12 @@ def test_resource_matches_schema(api: httpx.Client, app: EmulatedApp, method: st
     hook = call(api, "POST", f"/apps/{APP}/webhooks",
                 {"url": "https://hooks.example.com/h", "include": ["api:release"],
                  "level": "sync"}, expect=201)
+    build = call(api, "POST", f"/apps/{APP}/builds", {"source_blob": {"url": "https://example.com/a.tgz"}},
+                 expect=201)
     path = template.format(app=APP, app_id=app.id, addon_id=app.addon.id,
                            addon_name=app.addon.name, attachment_id=app.attachments[0].id,
-                           drain_id=drain["id"], webhook_id=hook["id"])
+                           drain_id=drain["id"], webhook_id=hook["id"], build_id=build["id"],
+                           slug_id=build["slug"]["id"])
     result = call(api, method, path, body, expect=status)
     assert_matches_schema(method, path, result)
 
@@ -577,6 +585,35 @@ def test_config_var_patch_sets_deletes_and_releases(emulator: HerokuEmulator, ap
         "Set PGBOUNCER_DEFAULT_POOL_SIZE and Remove WEB_CONCURRENCY config vars")
     bad = call(api, "PATCH", f"/apps/{APP}/config-vars", {"BAD-NAME": "x"}, expect=422)
     assert bad["id"] == "invalid_params"
+
+
+def test_a_build_releases_a_new_slug_whose_process_types_become_the_formation(
+        emulator: HerokuEmulator, api: httpx.Client, app: EmulatedApp, load: ConnectionLoad) -> None:
+    before = call(api, "GET", f"/apps/{APP}/releases", headers={"Range": "version ..; max=1, order=desc"})[0]
+    call(api, "PATCH", f"/apps/{APP}/config-vars", {"FOO": "bar"})
+    config = call(api, "GET", f"/apps/{APP}/releases", headers={"Range": "version ..; max=1, order=desc"})[0]
+    # A config change is a release on the same slug: nothing was built.
+    assert config["slug"] == before["slug"]
+    call(api, "PUT", f"/apps/{APP}/buildpack-installations",
+         {"updates": [{"buildpack": "heroku/pgbouncer"}, {"buildpack": "heroku/python"}]})
+    url = "https://example.com/source-v2.tgz"
+    emulator.sources[url] = {"web": "bin/start-pgbouncer gunicorn app:app"}
+    load.open(2, "web.1")
+    build = call(api, "POST", f"/apps/{APP}/builds", {"source_blob": {"url": url, "version": "v2"}},
+                 expect=201)
+    assert [b["name"] for b in build["buildpacks"]] == ["heroku/pgbouncer", "heroku/python"]
+    latest = {"Range": "version ..; max=1, order=desc"}
+    deployed = call(api, "GET", f"/apps/{APP}/releases", headers=latest)[0]
+    assert deployed["version"] == config["version"] + 1 and deployed["slug"] == build["slug"]
+    assert deployed["slug"] != before["slug"] and build["release"] == {"id": deployed["id"]}
+    slug = call(api, "GET", f"/apps/{APP}/slugs/{build['slug']['id']}")
+    assert slug["process_types"] == {"web": "bin/start-pgbouncer gunicorn app:app"}
+    formation = {f["type"]: f["command"] for f in call(api, "GET", f"/apps/{APP}/formation")}
+    assert formation["web"] == "bin/start-pgbouncer gunicorn app:app"
+    # The release restarts every dyno, and is delivered as an api:release webhook.
+    assert app.restarts[-1].reason == "release" and load.alive() == 0
+    assert call(api, "GET", f"/apps/{APP}/builds")[-1]["id"] == build["id"]
+    assert call(api, "POST", f"/apps/{APP}/builds", {"source_blob": {}}, expect=422)["id"] == "invalid_params"
 
 
 def test_config_change_without_restart(emulator: HerokuEmulator, api: httpx.Client,
