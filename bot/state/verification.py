@@ -25,13 +25,15 @@ import json
 import logging
 import secrets
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
 from bot.state import Redis, unavailable
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DUE_KEY = "pgconn:verify:due"
 RECORD_TTL_S = 8 * 86400  # longer than the longest wait for a release
@@ -80,11 +82,7 @@ class PendingCheck:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> PendingCheck | None:
-        try:
-            data = json.loads(raw)
-            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-        except (ValueError, TypeError):
-            return None
+        return _load(cls, raw)
 
 
 @dataclass(frozen=True)
@@ -107,11 +105,16 @@ class VerificationResult:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> VerificationResult | None:
-        try:
-            data = json.loads(raw)
-            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-        except (ValueError, TypeError):
-            return None
+        return _load(cls, raw)
+
+
+def _load(cls: type[T], raw: str | bytes) -> T | None:
+    """A record written by any version of pgconn: unknown fields dropped, bad JSON None."""
+    try:
+        data = json.loads(raw)
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})  # type: ignore[attr-defined]
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 def record_key(id_: str) -> str:
