@@ -142,6 +142,43 @@ class Authoriser:
         self._shared[channel] = (time.monotonic(), shared)
         return shared
 
+    async def may_see(self, user_id: str, app: str) -> bool:
+        """Whether `user_id` may see `app` on pgconn's Home tab: its admins (is_admin), and the
+        members of the channel its alerts go to (bot.apps; they see its alerts there anyway).
+        Members are read with conversations.members, cached like user groups; an unreadable
+        channel shows nothing to non-admins (fail closed)."""
+        if not user_id:
+            return False
+        if await self.is_admin(user_id, app):
+            return True
+        channel = self._apps.for_app(app).channel
+        return bool(channel) and user_id in await self._channel_members(str(channel))
+
+    async def _channel_members(self, channel: str) -> frozenset[str]:
+        cached = self._members.get(f"channel:{channel}")
+        if cached and time.monotonic() - cached[0] < self._cache_s:
+            return cached[1]
+        members: set[str] = set()
+        cursor = ""
+        try:
+            for _ in range(50):  # 50 pages of 1000: larger channels are not read further
+                result = await self._slack.conversations_members(
+                    channel=channel, limit=1000, cursor=cursor or None
+                )
+                members.update(str(u) for u in result.get("members") or [])
+                cursor = str((result.get("response_metadata") or {}).get("next_cursor") or "")
+                if not cursor:
+                    break
+        except SlackApiError as exc:
+            log.warning("conversations.members %s failed: %s", channel[:20], exc.response.get("error"))
+            return frozenset()
+        except Exception as exc:  # noqa: BLE001 - network errors of the Slack client: fail closed too
+            log.warning("conversations.members %s failed: %s", channel[:20], type(exc).__name__)
+            return frozenset()
+        found = frozenset(members)
+        self._members[f"channel:{channel}"] = (time.monotonic(), found)
+        return found
+
     async def private_for(self, user_id: str, what: str, app: str) -> bool:
         """Whether the answer to `what` about `app` must be shown to `user_id` alone."""
         return what in PRIVATE_UNLESS_ADMIN and not await self.is_admin(user_id, app)

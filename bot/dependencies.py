@@ -29,6 +29,7 @@ from bot.prevention.watcher import BudgetWatcher
 from bot.report import AppContextLoader
 from bot.state import Redis, connect_redis
 from bot.state.drains import DrainNonces
+from bot.state.home import ReadingStore
 from bot.state.incidents import IncidentStore
 from bot.state.inflight import InFlightStore
 from bot.state.metrics import MetricStore
@@ -65,6 +66,9 @@ class Services:
     inflight: InFlightStore = field(default_factory=lambda: InFlightStore(None))
     # Fixes whose effect is still to be checked, and the verified effects (bot.verification).
     verifications: VerificationStore = field(default_factory=lambda: VerificationStore(None))
+    # The Home tab: each app's last reading (bot.state.home), and incident permalinks (bot.home).
+    home: ReadingStore = field(default_factory=lambda: ReadingStore(None))
+    home_links: dict[str, str | None] = field(default_factory=dict)
     # SIGTERM: no new work is taken, running work gets the grace period (pgconn.asgi's lifespan).
     stopping: bool = False
     _dsn_cache: dict[str, tuple[float, str | None]] = field(default_factory=dict)
@@ -231,4 +235,5 @@ def build_services(settings: Settings) -> Services:
         ),
         inflight=InFlightStore(redis),
         verifications=VerificationStore(redis),
+        home=ReadingStore(redis),
     )

@@ -258,6 +258,16 @@ def mentions_exhaustion(text: str, apps: Iterable[str]) -> str | None:
     plain = _slack_to_plain(text).lower()
     if _RECOVERY_RE.search(plain) or not _says_exhausted(plain):
         return None
+    return _named(plain, apps)
+
+
+def names_app(text: str, apps: Iterable[str]) -> str | None:
+    """The configured app `text` names (a whole name, case-insensitively; the longest, then the
+    earliest), whatever it says about it: for "Diagnose with pgconn" on any message."""
+    return _named(_slack_to_plain(text).lower(), apps)
+
+
+def _named(plain: str, apps: Iterable[str]) -> str | None:
     best: tuple[int, int, str] | None = None  # (-len, position, app as configured)
     for app in apps:
         name = app.strip().lower()

@@ -16,6 +16,7 @@ from slack_bolt.request.internals import parse_body
 
 # Payload types whose `actions[0]` Bolt reads unchecked (block buttons, legacy attachments).
 _WITH_ACTIONS = ("block_actions", "interactive_message")
+_SHORTCUTS = ("shortcut", "message_action")
 
 
 def malformed(body: bytes, content_type: str | None) -> str | None:
@@ -33,6 +34,10 @@ def malformed(body: bytes, content_type: str | None) -> str | None:
             return "an interaction without an action"
         if not isinstance(actions[0].get("action_id"), str):
             return "an action without an action_id"
+    # Bolt's shortcut matchers read `body["callback_id"]` unchecked (listener_matcher/builtins.py,
+    # `global_shortcut` / `message_shortcut`).
+    if payload.get("type") in _SHORTCUTS and not isinstance(payload.get("callback_id"), str):
+        return "a shortcut without a callback_id"
     try:
         # What Bolt's Starlette adapter builds from it: reading the context (team, enterprise,
         # user, channel) also indexes unchecked (`len(payload["authorizations"])`).

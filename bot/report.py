@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from bot.budget import Budget, connection_budget
 from bot.diagnosis import DEFAULT_THRESHOLDS, Diagnosis, DiagnosisThresholds, diagnose
-from bot.errors import DatabaseError, DatabaseFull, HerokuError, PgconnError
+from bot.errors import DatabaseError, DatabaseFull, HerokuError, PgconnError, StateUnavailable
 from bot.heroku import HerokuClient
 from bot.limits import ConnectionLimit, decide_limit, fetch_limit
 from bot.postgres import PostgresInspector
 from bot.readings import Activity, AppContext, Database, Holders, HoldersUnavailable, PgInfo, ProcessType
+from bot.render.budget import verdict_line
+from bot.state import STATE_DOWN_NOTE, redis_ok
+from bot.state.home import Reading
+
+if TYPE_CHECKING:
+    from bot.dependencies import Services
 
 log = logging.getLogger(__name__)
 
@@ -167,3 +175,43 @@ async def budget_for(heroku: HerokuClient, context: AppContext, *, headroom: int
     if limit is None:
         raise PgconnError(f"the connection limit of plan {context.database.plan} is unknown")
     return connection_budget(context.formation, context.config_vars, limit.value, headroom=headroom)
+
+
+async def report_for(services: Services, app: str) -> Report:
+    """The report a person asked for (`/pgconn APP`, the message shortcut, the Home tab's
+    Refresh), with a note when Redis is down (its buttons will refuse to run until it is
+    back); its numbers are kept for the Home tab (bot.state.home)."""
+
+    async def report() -> Report:
+        context = await services.contexts.load(app)
+        return await build_report(
+            services.heroku,
+            services.inspector,
+            app,
+            headroom=services.settings.budget_headroom,
+            context=context,
+            thresholds=services.settings.diagnosis_thresholds,
+        )
+
+    built, state_up = await asyncio.gather(report(), redis_ok(services.redis))
+    if not state_up:
+        return replace(built, notes=(*built.notes, STATE_DOWN_NOTE))
+    try:
+        await services.home.save(reading_of(built, time.time()))
+    except StateUnavailable as exc:
+        log.warning("the reading of %s was not kept: %s", app, exc.message)
+    return built
+
+
+def reading_of(report: Report, at: float) -> Reading:
+    """What the Home tab keeps of a report."""
+    return Reading(
+        app=report.app,
+        at=at,
+        database=report.database.addon_name,
+        used=report.connections_used,
+        limit=report.connections_limit,
+        verdict=report.budget.verdict if report.budget else None,
+        budget_line=verdict_line(report.budget) if report.budget else "",
+        notes=tuple(n for n in report.notes if n != STATE_DOWN_NOTE)[:3],
+    )

@@ -55,8 +55,9 @@ from emulators.slack_state import (
     RecordedCall,
     ResponsePost,
     ResponseUrl,
-    SlackState,
 )
+from emulators.slack_surfaces import SurfaceRequests
+from emulators.slack_views import VIEW_METHODS
 
 __all__ = [
     "DEFAULT_CHANNELS",
@@ -95,7 +96,7 @@ class _Fault:
     remaining: int
 
 
-class SlackEmulator(SlackState):
+class SlackEmulator(SurfaceRequests):
     """Slack, for one workspace with one bot installed. See the module docstring."""
 
     def __init__(
@@ -218,6 +219,7 @@ class SlackEmulator(SlackState):
             self.received.clear()
             self.deliveries.clear()
             self._faults.clear()
+            self.home_views.clear()
         self.socket.reset()
 
     def _take_fault(self, method: str) -> _Fault | None:
@@ -362,7 +364,7 @@ class SlackEmulator(SlackState):
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         if method == "apps.connections.open":
             return self._connections_open(request, body, call)
-        handler = METHODS.get(method)
+        handler = METHODS.get(method) or VIEW_METHODS.get(method)
         if handler is None:
             return 404, {"ok": False, "error": "unknown_method", "req_method": method}, {}
         try:

@@ -95,6 +95,8 @@ class Channel:
     # A Slack Connect channel, shared with another organisation (conversations.info is_ext_shared).
     ext_shared: bool = False
     created: int = field(default_factory=lambda: int(time.time()) - 86400)
+    # People in the channel (conversations.members); the bot's own membership is `member`.
+    members: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -157,6 +159,8 @@ class SlackState:
         self.response_urls: dict[str, ResponseUrl] = {}
         self.received: list[RecordedCall] = []
         self.deliveries: list[Delivery] = []
+        # The Home tab each user sees (views.publish), by user id (emulators/slack_views.py).
+        self.home_views: dict[str, dict[str, Any]] = {}
         self.add_user(bot_user_id, bot_name, is_bot=True)
 
     # -- workspace ---------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -14,8 +15,9 @@ from starlette.routing import BaseRoute, Route
 
 from bot.authz import foreign
 from bot.dependencies import Services
+from bot.render.home import REFRESH_ACTION
 from bot.render.remediation import ACTION_IDS
-from handlers import actions, drain, events, http, slash, webhooks
+from handlers import actions, drain, events, home, http, shortcuts, slash, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,12 @@ def register(app: AsyncApp, services: Services) -> None:
     for action_id in ACTION_IDS:
         app.action(action_id)(ack_first(actions.remediation_button, services, bounded=False))
     app.event("message")(ack_first(events.message, services))
+    app.event("app_home_opened")(ack_first(home.home_opened, services))
+    # Clicks, as the remediation buttons (never refused as busy); the refresh is throttled itself.
+    app.action(REFRESH_ACTION)(ack_first(home.refresh_button, services, bounded=False))
+    app.shortcut({"type": "message_action", "callback_id": re.compile(".+")})(
+        ack_first(shortcuts.message_shortcut, services)
+    )
 
 
 async def foreign_origin(services: Services, context: AsyncBoltContext, body: dict[str, Any]) -> str | None:
@@ -122,7 +130,7 @@ async def foreign_origin(services: Services, context: AsyncBoltContext, body: di
     # Commands and clicks do not say whether their channel is shared: Slack is asked (cached).
     shown = body.get("channel")
     channel = body.get("channel_id") or (shown.get("id") if isinstance(shown, dict) else None)
-    asks = body.get("command") or body.get("type") == "block_actions"
+    asks = body.get("command") or body.get("type") in ("block_actions", "message_action")
     if asks and isinstance(channel, str) and await services.authoriser.channel_shared(channel):
         return f"channel {channel[:20]}, shared with another organisation"
     return None

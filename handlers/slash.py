@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any, Literal
 
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
@@ -20,9 +18,8 @@ from bot.render.audit import audit_text
 from bot.render.budget import budget_blocks, budget_fallback_text
 from bot.render.report import report_blocks, report_fallback_text
 from bot.render.text import inert
-from bot.report import Report, app_budget, build_report
+from bot.report import Report, app_budget, report_for
 from bot.slack_delivery import post_in_channel, respond_reliably, tell
-from bot.state import STATE_DOWN_NOTE, redis_ok
 
 log = logging.getLogger(__name__)
 
@@ -80,21 +77,7 @@ async def _help(services: Services, respond: AsyncRespond) -> None:
 
 
 async def _build_report(services: Services, app: str) -> Report:
-    """The report, with a note when Redis is down: its buttons will refuse to run until it is back."""
-
-    async def report() -> Report:
-        context = await services.contexts.load(app)
-        return await build_report(
-            services.heroku,
-            services.inspector,
-            app,
-            headroom=services.settings.budget_headroom,
-            context=context,
-            thresholds=services.settings.diagnosis_thresholds,
-        )
-
-    built, state_up = await asyncio.gather(report(), redis_ok(services.redis))
-    return built if state_up else replace(built, notes=(*built.notes, STATE_DOWN_NOTE))
+    return await report_for(services, app)
 
 
 async def _report(

@@ -22,6 +22,7 @@ from sandbox.servers import LocalPostgres, LocalRedis
 from tests.harness import (
     ADMIN,
     ALERT_CHANNEL,
+    CHANNEL_MEMBER,
     GROUP,
     GROUP_MEMBER,
     OPS_CHANNEL,
@@ -124,6 +125,8 @@ def slack() -> Iterator[SlackEmulator]:
     for user_id, name in ((ADMIN, "alice"), (GROUP_MEMBER, "grace"), (STRANGER, "mallory")):
         emulator.add_user(user_id, name)
     emulator.add_usergroup(GROUP, [GROUP_MEMBER])
+    emulator.add_user(CHANNEL_MEMBER, "carol")
+    emulator.channels[ALERT_CHANNEL].members = [ADMIN, CHANNEL_MEMBER]
     running = serve_in_thread(emulator.app)
     emulator.url = running.url
     yield emulator

@@ -28,6 +28,8 @@ ADMIN = "UADMIN01"
 GROUP = "SOPSTEAM"
 GROUP_MEMBER = "UGROUPMEM"
 STRANGER = "USTRANGER"
+# In the alert channel, admin of nothing: may see every app on the Home tab (bot.home).
+CHANNEL_MEMBER = "UCHANMEM1"
 APPS = ("my-app", "std-app", "bare-app")
 
 

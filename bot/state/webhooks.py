@@ -80,3 +80,18 @@ class WebhookSecrets:
             await redis.delete(secret_key(app))
         except (RedisError, OSError) as exc:
             raise _unreachable(exc) from None
+
+    async def subscribed_many(self, apps: list[str]) -> dict[str, bool]:
+        """Whether pgconn holds a webhook secret for each app (it subscribed with `watch`), in
+        one round trip; the secrets themselves are not read."""
+        if not apps:
+            return {}
+        redis = self._r()
+        pipe = redis.pipeline(transaction=False)
+        for app in apps:
+            pipe.exists(secret_key(app))
+        try:
+            found = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise _unreachable(exc) from None
+        return {app: bool(n) for app, n in zip(apps, found, strict=True)}
