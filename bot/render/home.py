@@ -204,7 +204,7 @@ def home_view(view: HomeView) -> dict[str, Any]:
     ]
     intro = [
         f"{plural(len(apps), 'app')} you may see"
-        + (f" ({plural(view.hidden, 'other app')} belong to other teams)" if view.hidden else ""),
+        + (f" ({plural(view.hidden, 'app')} of other teams not shown)" if view.hidden else ""),
         "drawn from what pgconn stored (its last reports, the log drain's samples, incidents, the audit log)"
         " — opening this tab asks Heroku nothing",
     ]

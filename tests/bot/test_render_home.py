@@ -145,4 +145,4 @@ def test_outside_text_stays_inert() -> None:
 def test_nobody_to_show() -> None:
     view = home_view(HomeView(apps=[], now=NOW, stale_after_s=STALE_S, hidden=3))
     assert view_errors(view) == []
-    assert "No app to show you" in texts(view) and "3 other apps" in texts(view)
+    assert "No app to show you" in texts(view) and "3 apps of other teams not shown" in texts(view)

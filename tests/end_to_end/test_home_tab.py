@@ -5,6 +5,7 @@ Refresh button re-reads Heroku once, for people who may see the app."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ from emulators.slack import Message
 from tests.bot.samples import frame, metric_line
 from tests.conftest import System
 from tests.end_to_end.conftest import WAIT_S, Alerts, addon
-from tests.harness import ADMIN, CHANNEL_MEMBER, OPS_CHANNEL, STRANGER, settled
+from tests.harness import ADMIN, CHANNEL_MEMBER, OPS_CHANNEL, STRANGER, bot_env, new_port, settled, start_bot
 from tests.support import blocks_text
 
 
@@ -134,3 +135,46 @@ async def test_an_open_incident_links_its_thread_and_the_drain_draws_the_trend(a
     assert "*Connections:* *118/120*" in text and "log drain, just now" in text
     assert "*Last 30 min:* `" in text and "low 40 · high 118" in text
     assert "*Watch:* off" in text  # the drain here was never set up by `watch`
+
+
+async def test_two_teams_each_see_their_own_apps(system: System) -> None:
+    """std-app belongs to another team (its own channel and admins, PGCONN_APP_ROUTES): the
+    deployment's admins no longer see it, and that team's admin sees only it."""
+    team_b, team_b_channel = "UTEAMB001", "C0TEAMB01"
+    system.slack.add_channel(team_b_channel, "team-b-db")
+    system.slack.add_user(team_b, "bea")
+    routes = {"std-app": {"channel": team_b_channel, "admins": [team_b]}}
+    bot = start_bot(
+        bot_env(
+            slack_url=system.slack.url,
+            heroku_url=system.heroku.url,
+            redis_url=system.redis_url,
+            port=new_port(),
+            PGCONN_APP_ROUTES=json.dumps(routes),
+        )
+    )
+    try:
+        system.slack.request_url = bot.events_url
+        for user in (ADMIN, team_b):
+            await system.slack.open_home(user)
+        mine = await system.slack.wait_for(lambda: published(system, ADMIN), timeout=WAIT_S)
+        theirs = await system.slack.wait_for(lambda: published(system, team_b), timeout=WAIT_S)
+        assert [b["block_id"] for b in mine["blocks"] if b.get("block_id", "").startswith("app:")] == [
+            "app:my-app",
+            "app:bare-app",
+        ]
+        assert "(1 app of other teams not shown)" in blocks_text(mine["blocks"])
+        assert [b["block_id"] for b in theirs["blocks"] if b.get("block_id", "").startswith("app:")] == [
+            "app:std-app"
+        ]
+        # And the other team's Refresh, forged into ADMIN's click, reads nothing.
+        with system.slack.lock:
+            system.slack.home_views[ADMIN] = dict(theirs)
+        started = time.time()
+        await system.slack.click_home(ADMIN, REFRESH_ACTION)
+        refused = await system.slack.wait_for(lambda: published(system, ADMIN, started), timeout=WAIT_S)
+        assert "You may not see `std-app`" in blocks_text(refused["blocks"])
+        await settled(bot)
+        assert data_calls(system) == []
+    finally:
+        bot.stop()
