@@ -28,11 +28,14 @@ from starlette.staticfiles import StaticFiles
 from bot.prevention import BUDGET_VARS
 from bot.render.remediation import ACTION_IDS
 from emulators.slack_state import Message
+from emulators.slack_surfaces import manifest_shortcuts
 from sandbox.logplex import shown_url
 from sandbox.run import ALERT_CHANNEL, APP_ROLE, DEMO_APP, MAX_DYNOS, ME, OPS_CHANNEL, Sandbox
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_TEXT = 2000
+# The message shortcut as the Slack app's manifest declares it (its only one).
+DIAGNOSE_SHORTCUT = next(iter(manifest_shortcuts()), "diagnose_message")
 
 
 class BadRequest(Exception):
@@ -88,6 +91,40 @@ def create_app(sandbox: Sandbox) -> Starlette:
             raise BadRequest(str(exc)) from None
         return JSONResponse({"ok": response.status_code == 200, "status": response.status_code})
 
+    async def open_home(request: Request) -> Response:
+        """The person opens pgconn's Home tab: Slack sends `app_home_opened` (bot.home)."""
+        await _json(request)
+        slack = sandbox.slack
+        assert slack is not None
+        response = await slack.open_home(ME)
+        return JSONResponse({"ok": response.status_code == 200, "status": response.status_code})
+
+    async def home_click(request: Request) -> Response:
+        body = await _json(request)
+        slack = sandbox.slack
+        assert slack is not None
+        try:
+            response = await slack.click_home(
+                ME, str(body.get("action_id") or ""), value=str(body.get("value") or "")
+            )
+        except ValueError as exc:  # no such button on the Home tab any more
+            raise BadRequest(str(exc)) from None
+        return JSONResponse({"ok": response.status_code == 200, "status": response.status_code})
+
+    async def shortcut(request: Request) -> Response:
+        """"Diagnose with pgconn" from a message's menu: Slack sends `message_action`."""
+        body = await _json(request)
+        channel = _channel(body, channels)
+        slack = sandbox.slack
+        assert slack is not None
+        try:
+            response = await slack.message_shortcut(
+                DIAGNOSE_SHORTCUT, user_id=ME, channel_id=channel, message_ts=str(body.get("ts") or "")
+            )
+        except ValueError as exc:  # the message is gone
+            raise BadRequest(str(exc)) from None
+        return JSONResponse({"ok": response.status_code == 200, "status": response.status_code})
+
     async def exhaust(request: Request) -> Response:
         await _json(request)
         return JSONResponse({"ok": True, **await run_in_threadpool(sandbox.exhaust)})
@@ -115,6 +152,9 @@ def create_app(sandbox: Sandbox) -> Starlette:
             Route("/sandbox/state", state, methods=["GET"]),
             Route("/sandbox/command", command, methods=["POST"]),
             Route("/sandbox/click", click, methods=["POST"]),
+            Route("/sandbox/home/open", open_home, methods=["POST"]),
+            Route("/sandbox/home/click", home_click, methods=["POST"]),
+            Route("/sandbox/shortcut", shortcut, methods=["POST"]),
             Route("/sandbox/exhaust", exhaust, methods=["POST"]),
             Route("/sandbox/stop-load", stop_load, methods=["POST"]),
             Route("/sandbox/scale", scale, methods=["POST"]),
@@ -153,6 +193,8 @@ def build_state(sandbox: Sandbox, channels: tuple[str, ...]) -> dict[str, Any]:
         "me": ME,
         "app": DEMO_APP,
         "slack": _slack_state(sandbox, channels),
+        # pgconn's Home tab as the person at the page last had it published (views.publish).
+        "home": _home_state(sandbox),
         "database": database,
         "pgbouncer": sandbox.fleet.snapshot(),
         "load": _load_state(sandbox, database),
@@ -216,6 +258,14 @@ def _slack_state(sandbox: Sandbox, channels: tuple[str, ...]) -> dict[str, Any]:
             out.append({"id": cid, "name": channel.name, "messages": top, "ephemerals": ephemerals})
         users = {u.id: u.name for u in slack.users.values()}
     return {"channels": out, "users": users}
+
+
+def _home_state(sandbox: Sandbox) -> dict[str, Any] | None:
+    slack = sandbox.slack
+    view = slack.home_view(ME) if slack is not None else None
+    if view is None:
+        return None
+    return {"blocks": view["blocks"], "published_at": view.get("published_at")}
 
 
 def _database_state(sandbox: Sandbox) -> dict[str, Any]:

@@ -16,7 +16,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.render.alert import downsample
-from bot.render.text import MAX_TEXT, bar, code, duration, fit_lines, inert, plural, sparkline, truncate
+from bot.render.text import (
+    MAX_TEXT,
+    bar,
+    code,
+    duration,
+    escape,
+    fit_lines,
+    inert,
+    plural,
+    sparkline,
+    truncate,
+)
 from bot.state.home import Reading
 from bot.state.metrics import WINDOW_S
 from bot.state.remediation import AuditRecord
@@ -155,7 +166,7 @@ def _action(rec: AuditRecord, now: float) -> str:
 
 def app_text(app: HomeApp, now: float, stale_after_s: float, limit: int = MAX_TEXT) -> str:
     """One app's section: name, connections and bar, trend, budget, incidents, watch, actions."""
-    head = f"*{code(app.app, 60)}*"
+    head = f"*{escape(truncate(app.app, 60))}*"
     if app.incidents:
         head += "  :rotating_light: " + plural(len(app.incidents), "open incident")
     # What must not be cut comes first: the numbers, and whether they can be trusted.

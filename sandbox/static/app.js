@@ -257,7 +257,8 @@ function pressButton(item, ctx, node) {
     node.disabled = true;
     if (ctx.threadOf) state.expanded.add(ctx.threadOf); // the result lands in the thread
     try {
-      await post("/sandbox/click", {
+      if (ctx.home) await post("/sandbox/home/click", { action_id: item.action_id, value: item.value || "" });
+      else await post("/sandbox/click", {
         channel: ctx.channel, ts: ctx.ts, action_id: item.action_id, value: item.value || "", block_id: ctx.blockId || "",
       });
     } catch (e) {
@@ -313,6 +314,7 @@ function renderMessage(msg, channel, users, threadOf) {
   meta.appendChild(document.createTextNode(" "));
   meta.appendChild(el("time", null, clock(parseFloat(msg.ts))));
   if (msg.edited) meta.appendChild(el("span", "edited", " (edited)"));
+  if (!msg.ephemeral) meta.appendChild(shortcutButton(channel, msg.ts, threadOf || msg.ts));
   body.appendChild(meta);
 
   const ctx = { channel, ts: msg.ts, users, threadOf: threadOf || msg.ts };
@@ -376,6 +378,39 @@ function renderChannels() {
     top.forEach((m) => list.appendChild(renderMessage(m, channel.id, users, null)));
     if (atBottom) list.scrollTop = list.scrollHeight;
   }
+}
+
+// A message's "More actions" menu, reduced to pgconn's one message shortcut (manifest.yml).
+function shortcutButton(channel, ts, threadOf) {
+  const b = el("button", "shortcut", "⋯ Diagnose with pgconn");
+  b.type = "button";
+  b.title = "Message shortcut: the report of the app this message names, in its thread";
+  b.addEventListener("click", async () => {
+    b.disabled = true;
+    state.expanded.add(threadOf); // the answer lands in the thread
+    try {
+      await post("/sandbox/shortcut", { channel, ts });
+    } catch (e) {
+      toast(e.message, true);
+    } finally {
+      b.disabled = false;
+      poll();
+    }
+  });
+  return b;
+}
+
+// ---- the Home tab -------------------------------------------------------------------------
+
+function renderHome(home, users) {
+  const box = document.getElementById("home-view");
+  const key = JSON.stringify(home);
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
+  if (!home) return;
+  box.textContent = "";
+  box.dataset.publishedAt = String(home.published_at || "");
+  box.appendChild(renderBlocks(home.blocks, { home: true, users }));
 }
 
 // ---- the console --------------------------------------------------------------------------
@@ -506,6 +541,7 @@ function renderList(id, items, text) {
 
 function renderConsole() {
   const data = state.data;
+  renderHome(data.home, data.slack.users);
   renderDatabase(data.database);
   renderLoad(data.load);
   renderPgBouncer(data.pgbouncer);
@@ -589,6 +625,8 @@ document.addEventListener("DOMContentLoaded", () => {
     button.addEventListener("click", () => consoleAction(button, "/sandbox/scale", (r) =>
       `scaled ${r.type} ${r.before} → ${r.quantity}: Heroku sends the formation webhook to pgconn`, body));
   }
+  const openHome = document.getElementById("open-home");
+  openHome.addEventListener("click", () => consoleAction(openHome, "/sandbox/home/open", null));
   const stop = document.getElementById("stop-load");
   stop.addEventListener("click", () => consoleAction(stop, "/sandbox/stop-load", () => "load stopped"));
   document.getElementById("modal-confirm").addEventListener("click", () => closeConfirm(true));

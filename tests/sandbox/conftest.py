@@ -91,9 +91,14 @@ class RunningSandbox:
         return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sandbox(system_packages: None) -> Iterator[RunningSandbox]:
-    """`python -m bot --sandbox` on a free port, with no Slack or Heroku credential around."""
+    """`python -m bot --sandbox` on a free port, with no Slack or Heroku credential around.
+
+    One for the session: every walk in tests/sandbox/ shares it (starting one costs seconds of
+    the suite's budget), so a walk must not rely on what another left or take away what the
+    story needs (modules run in name order; the story, test_sandbox_story.py, expects a demo-app
+    with no report posted at the top of #ops and the web at 3 dynos)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log_path = ARTIFACTS / "sandbox.log"
     port = free_port()
@@ -131,7 +136,7 @@ def sandbox(system_packages: None) -> Iterator[RunningSandbox]:
             process.wait()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(system_packages: None) -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
