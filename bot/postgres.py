@@ -48,6 +48,10 @@ GROUP BY 1, 2, 3
 ORDER BY 4 DESC, 1
 """
 
+_COUNT_SQL = """
+SELECT count(*) FROM pg_stat_activity WHERE usename = current_user AND backend_type = 'client backend'
+"""
+
 _LIMITS_SQL = """
 SELECT current_user,
        (SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user),
@@ -205,6 +209,20 @@ class PostgresInspector:
             except DatabaseFull:
                 return False
             return True
+
+    async def count_reserved(self, dsn: str) -> int | None:
+        """The role's connections (pgconn's own included), over the reserved connection only;
+        None without one. Never opens a connection: a periodic count must not take the slot
+        it is counting (bot.forecast)."""
+        async with self._lock(dsn):
+            conn = self._reserved.get(dsn)
+            if conn is None or conn.closed:
+                return None
+            try:
+                row = await (await conn.execute(_COUNT_SQL)).fetchone()
+            except psycopg.Error:
+                return None
+        return int(row[0]) if row else None
 
     def has_reserved(self, dsn: str) -> bool:
         conn = self._reserved.get(dsn)

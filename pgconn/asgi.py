@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.dependencies import Services
+from bot.forecast.watcher import keep_forecasting
 from bot.payloads import malformed
 from bot.remediation.recovery import keep_finishing
 from bot.reserved import keep_reserved
@@ -95,6 +96,8 @@ def create_asgi(services: Services) -> Starlette:
         services.spawn(keep_finishing(services), name="finish-interrupted", lasting=True)
         # Each fix's effect, checked a while later in its thread (whichever process finds it due).
         services.spawn(keep_verifying(services), name="verify-fixes", lasting=True)
+        # A rising trend warned about before the first refusal (PGCONN_FORECAST_INTERVAL 0: off).
+        services.spawn(keep_forecasting(services), name="forecast", lasting=True)
         await services.alerts.start()
         yield
         # SIGTERM (uvicorn stopped taking connections): running actions get the grace period.
