@@ -9,8 +9,8 @@ from typing import Literal
 from bot.render.text import code
 
 # The verbs about one app; `help` is the only verb without one.
-AppVerb = Literal["report", "budget", "watch", "unwatch", "audit", "diagnose"]
-APP_VERBS: tuple[AppVerb, ...] = ("report", "budget", "watch", "unwatch", "audit", "diagnose")
+AppVerb = Literal["report", "budget", "watch", "unwatch", "audit", "diagnose", "postmortem"]
+APP_VERBS: tuple[AppVerb, ...] = ("report", "budget", "watch", "unwatch", "audit", "diagnose", "postmortem")
 Verb = AppVerb | Literal["help"]
 VERBS: tuple[Verb, ...] = (*APP_VERBS, "help")
 MAX_INPUT = 200
@@ -21,6 +21,7 @@ HELP = """*pgconn* — Heroku Postgres connections, from Slack.
 • `/pgconn APP watch` / `unwatch` — add or remove pgconn's log drain and webhooks (alert threads)
 • `/pgconn APP audit` — recent actions taken through pgconn
 • `/pgconn APP diagnose` — the report plus every check: long queries, idle in transaction, locks, leaks
+• `/pgconn APP postmortem` — the latest incident's post-mortem again, with its Markdown to copy
 • `/pgconn help` — this message"""
 
 
@@ -73,6 +74,6 @@ def parse_command(text: str, apps: Sequence[str]) -> Command:
     if verb is None or len(words) > 2:
         raise CommandError(
             f"`/pgconn {app}` does not understand {code(' '.join(words[1:]), 40)}. "
-            "Try `budget`, `watch`, `unwatch`, `audit` or `diagnose`, or `/pgconn help`."
+            "Try `budget`, `watch`, `unwatch`, `audit`, `diagnose` or `postmortem`, or `/pgconn help`."
         )
     return AppCommand(verb, app)

@@ -25,14 +25,16 @@ from bot.authz import Authoriser
 from bot.config import Settings
 from bot.heroku import HerokuClient
 from bot.postgres import PostgresInspector
+from bot.postmortem.writer import write_postmortem
 from bot.prevention.watcher import BudgetWatcher
 from bot.report import AppContextLoader
 from bot.state import Redis, connect_redis
 from bot.state.drains import DrainNonces
 from bot.state.home import ReadingStore
-from bot.state.incidents import IncidentStore
+from bot.state.incidents import Incident, IncidentStore
 from bot.state.inflight import InFlightStore
 from bot.state.metrics import MetricStore
+from bot.state.postmortems import PostmortemStore
 from bot.state.prevention import BudgetWatchStore
 from bot.state.remediation import ActionLedger, AuditLog
 from bot.state.verification import VerificationStore
@@ -209,8 +211,9 @@ def build_services(settings: Settings) -> Services:
         slack=slack,
         incidents=IncidentStore(redis) if redis is not None else None,
         metrics=MetricStore(redis) if redis is not None else None,
+        postmortems=PostmortemStore(redis) if redis is not None else None,
     )
-    return Services(
+    services = Services(
         settings=settings,
         http=http,
         heroku=heroku,
@@ -237,3 +240,10 @@ def build_services(settings: Settings) -> Services:
         verifications=VerificationStore(redis),
         home=ReadingStore(redis),
     )
+    # The one "incident ended" path: the post-mortem is written after the engine's work, as
+    # pending work of its own (so /healthz's `pending` counts it, and SIGTERM gives it the grace).
+    async def ended(incident: Incident) -> None:
+        services.spawn(write_postmortem(services, incident), name=f"postmortem-{incident.app}")
+
+    alerts.on_ended = ended
+    return services

@@ -47,6 +47,7 @@ from emulators.slack_api import MAX_TEXT, METHODS, ApiError, flag
 from emulators.slack_blocks import find_button, validate_blocks
 from emulators.slack_socket import SocketModeServer
 from emulators.slack_state import (
+    DEFAULT_SCOPES,
     RESPONSE_URL_MAX_USES,
     RESPONSE_URL_TTL,
     Channel,
@@ -146,6 +147,8 @@ class SlackEmulator(SurfaceRequests):
             routes=[
                 Route("/api/{method}", self._api, methods=["GET", "POST"]),
                 Route("/response/{token}", self._response_url, methods=["POST"]),
+                Route("/upload/v1/{token}", self._upload, methods=["POST"]),
+                Route("/files-pri/{ref}/{name}", self._file_download, methods=["GET"]),
                 Route("/_emulator/state", self._state_view, methods=["GET"]),
             ]
         )
@@ -220,6 +223,8 @@ class SlackEmulator(SurfaceRequests):
             self.deliveries.clear()
             self._faults.clear()
             self.home_views.clear()
+            self.files.clear()
+            self.scopes = set(DEFAULT_SCOPES)
         self.socket.reset()
 
     def _take_fault(self, method: str) -> _Fault | None:
@@ -514,6 +519,54 @@ class SlackEmulator(SurfaceRequests):
         )
         ctx.last_ephemeral_ts = record["message_ts"]
         return None
+
+    # -- file uploads (step 2 of files.getUploadURLExternal → POST → completeUploadExternal) --
+
+    def expire_upload_url(self, file_id: str) -> None:
+        """Age a file's upload URL past its lifetime."""
+        with self.lock:
+            self.files[file_id].created_at -= self.upload_url_ttl + 1
+
+    async def _upload(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        body = await request.body()
+        call = self._record("upload", request, body)
+        data = body
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            # Slack takes a multipart form too; its first file part is the content.
+            form = await request.form()
+            part = next((v for v in form.values() if hasattr(v, "read")), None)
+            data = await part.read() if part is not None else b""
+        status, text = self._upload_answer(token, data)
+        call.status, call.response = status, text
+        return PlainTextResponse(text, status_code=status)
+
+    def _upload_answer(self, token: str, data: bytes) -> tuple[int, str]:
+        fault = self._take_fault("upload")
+        if fault is not None:
+            return fault.status, fault.error
+        with self.lock:
+            stored = self.file_by_upload_token(token)
+            if stored is None or stored.completed:
+                return 404, "not found"
+            if self.upload_expired(stored):
+                return 404, "upload URL expired"
+            if len(data) != stored.length:
+                # Nothing kept: the file stays without bytes, so completing it is refused.
+                return 400, f"length mismatch: {len(data)} bytes, expected {stored.length}"
+            stored.data = bytes(data)
+            return 200, f"OK - {len(data)}"
+
+    async def _file_download(self, request: Request) -> Response:
+        """url_private: needs the bot token, as Slack's does."""
+        if _bearer(request.headers.get("authorization")) != self.bot_token:
+            return PlainTextResponse("forbidden", status_code=403)
+        file_id = request.path_params["ref"].rsplit("-", 1)[-1]
+        with self.lock:
+            stored = self.files.get(file_id)
+            if stored is None or not stored.completed or stored.data is None:
+                return PlainTextResponse("not found", status_code=404)
+            return Response(stored.data, media_type=stored.mimetype)
 
     async def _state_view(self, request: Request) -> Response:
         return JSONResponse(self.snapshot())

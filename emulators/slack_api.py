@@ -347,6 +347,111 @@ def reactions_add(state: SlackState, params: Params) -> dict[str, Any]:
     return {"ok": True}
 
 
+# -- files: Slack's upload flow since files.upload was retired ------------------------------
+#
+# 1. files.getUploadURLExternal(filename, length[, alt_txt, snippet_type]) → upload_url, file_id
+# 2. POST the bytes (raw, or multipart) to upload_url: HTTP 200 (served in emulators/slack.py)
+# 3. files.completeUploadExternal(files=[{id, title}], channel_id, thread_ts, initial_comment)
+#    shares the files, as one message, in the channel or thread.
+# Sources: docs.slack.dev/reference/methods/files.getUploadURLExternal ("Call
+# files.getUploadURLExternal … Upload a file by making a POST request to the upload URL …
+# Files can be sent as raw bytes or can be multipart form encoded"; missing_argument "typically
+# only occurs when the length provided is 0") and …/files.completeUploadExternal (files required;
+# channel_id, thread_ts "never use a reply's ts", initial_comment; blocks ignored when
+# initial_comment is given); slack_sdk's AsyncWebClient.files_upload_v2 (web/async_client.py,
+# slack-sdk 3.48), which runs exactly these three steps and fails when step 2 is not HTTP 200.
+# What Slack leaves unsaid, the emulator decides and says so: a complete naming a file whose
+# bytes never arrived (or arrived with another length than announced, or after the URL expired)
+# is file_not_found, with the reason in response_metadata.messages as Slack words its warnings.
+
+
+def _scope(state: SlackState, needed: str) -> None:
+    if needed not in state.scopes:
+        raise ApiError("missing_scope", needed=needed, provided=",".join(sorted(state.scopes)))
+
+
+def files_get_upload_url_external(state: SlackState, params: Params) -> dict[str, Any]:
+    _scope(state, "files:write")
+    filename = text_param(params, "filename")
+    raw_length = text_param(params, "length")
+    if not filename or raw_length is None:
+        raise ApiError("invalid_arguments", response_metadata={"messages": ["[ERROR] missing required field: "
+                       + ("filename" if not filename else "length")]})
+    try:
+        length = int(raw_length)
+    except ValueError as exc:
+        raise ApiError("invalid_arguments") from exc
+    if length <= 0:
+        raise ApiError("missing_argument")
+    alt = text_param(params, "alt_txt")
+    if alt is not None and len(alt) > 1000:
+        raise ApiError("alt_txt_too_large")
+    stored = state.new_file(filename, length, alt)
+    return {
+        "ok": True,
+        "upload_url": f"{state.url.rstrip('/')}/upload/v1/{stored.upload_token}",
+        "file_id": stored.id,
+    }
+
+
+def files_complete_upload_external(state: SlackState, params: Params) -> dict[str, Any]:
+    _scope(state, "files:write")
+    entries = json_array(params, "files", bad="invalid_arguments")
+    if not entries:
+        raise ApiError(
+            "invalid_arguments", response_metadata={"messages": ["[ERROR] missing required field: files"]}
+        )
+    chosen = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not entry.get("id"):
+            raise ApiError("invalid_arguments")
+        stored = state.files.get(str(entry["id"]))
+        if stored is None or stored.completed:
+            raise ApiError("file_not_found")
+        problem = None
+        if stored.data is None:
+            problem = (
+                "the upload URL expired before any bytes were uploaded"
+                if state.upload_expired(stored)
+                else "no bytes were uploaded to the file's upload URL"
+            )
+        elif len(stored.data) != stored.length:
+            problem = (
+                f"{len(stored.data)} bytes were uploaded, files.getUploadURLExternal was told {stored.length}"
+            )
+        if problem:
+            messages = [f"[ERROR] {stored.id}: {problem}"]
+            raise ApiError("file_not_found", response_metadata={"messages": messages})
+        chosen.append((stored, str(entry.get("title") or "")))
+    channel_id = text_param(params, "channel_id") or (text_param(params, "channels") or "").split(",")[0]
+    message = None
+    if channel_id:
+        channel = state.resolve_channel(channel_id)
+        if channel is None:
+            raise ApiError("channel_not_found")
+        if not channel.member:
+            raise ApiError("not_in_channel")
+        thread_ts = text_param(params, "thread_ts") or None
+        if thread_ts:
+            parent = state.find(channel.id, thread_ts)
+            if parent is not None and parent.is_reply:
+                thread_ts = parent.thread_ts
+        comment = text_param(params, "initial_comment")
+        blocks = None if comment else blocks_param(params)
+        message = state.post(
+            channel.id, text=comment or "", blocks=blocks, thread_ts=thread_ts,
+            user=state.bot_user_id, bot_id=state.bot_id,
+        )
+    for stored, title in chosen:
+        stored.completed = True
+        stored.title = title or stored.filename
+        if message is not None:
+            message.files.append(stored.id)
+            stored.channel, stored.thread_ts = message.channel, message.thread_ts
+            stored.message_ts = message.ts
+    return {"ok": True, "files": [state.file_json(stored) for stored, _ in chosen]}
+
+
 METHODS: dict[str, Method] = {
     "auth.test": auth_test,
     "chat.postMessage": chat_post_message,
@@ -360,4 +465,6 @@ METHODS: dict[str, Method] = {
     "users.info": users_info,
     "usergroups.users.list": usergroups_users_list,
     "reactions.add": reactions_add,
+    "files.getUploadURLExternal": files_get_upload_url_external,
+    "files.completeUploadExternal": files_complete_upload_external,
 }

@@ -34,6 +34,8 @@ class Message:
     # emoji name -> users who reacted, in order.
     reactions: dict[str, list[str]] = field(default_factory=dict)
     deleted: bool = False
+    # Files shared with this message (files.completeUploadExternal): ids into SlackState.files.
+    files: list[str] = field(default_factory=list)
 
     @property
     def is_reply(self) -> bool:
@@ -127,6 +129,57 @@ class ResponseUrl:
 
 RESPONSE_URL_MAX_USES = 5
 RESPONSE_URL_TTL = 30 * 60.0
+# How long an upload URL from files.getUploadURLExternal takes bytes. Slack's reference does not
+# give the figure; the emulator picks ten minutes, and tests age a URL past it instead of waiting.
+UPLOAD_URL_TTL = 10 * 60.0
+# The bot token's scopes: the manifest's (manifest.yml). Methods that need one it lacks answer
+# missing_scope with `needed` and `provided`, as Slack does (see SCOPE_NEEDED in slack_api).
+DEFAULT_SCOPES = frozenset(
+    {
+        "commands",
+        "chat:write",
+        "chat:write.public",
+        "usergroups:read",
+        "channels:read",
+        "groups:read",
+        "files:write",
+    }
+)
+
+
+@dataclass
+class StoredFile:
+    """A file from files.getUploadURLExternal: its bytes once POSTed to its upload URL, and where
+    files.completeUploadExternal shared it."""
+
+    id: str
+    filename: str
+    length: int  # what getUploadURLExternal was told
+    upload_token: str
+    created_at: float  # monotonic, for the upload URL's expiry
+    created: int  # unix time, as file objects show it
+    alt_txt: str | None = None
+    data: bytes | None = None  # None until uploaded
+    title: str = ""
+    completed: bool = False
+    channel: str | None = None
+    thread_ts: str | None = None
+    message_ts: str | None = None
+
+    @property
+    def mimetype(self) -> str:
+        ext = self.filename.rsplit(".", 1)[-1].lower() if "." in self.filename else ""
+        return {
+            "png": "image/png",
+            "md": "text/markdown",
+            "txt": "text/plain",
+            "json": "application/json",
+        }.get(ext, "application/octet-stream")
+
+    @property
+    def filetype(self) -> str:
+        ext = self.filename.rsplit(".", 1)[-1].lower() if "." in self.filename else ""
+        return {"md": "markdown", "txt": "text"}.get(ext, ext or "binary")
 
 
 class SlackState:
@@ -161,6 +214,11 @@ class SlackState:
         self.deliveries: list[Delivery] = []
         # The Home tab each user sees (views.publish), by user id (emulators/slack_views.py).
         self.home_views: dict[str, dict[str, Any]] = {}
+        self.scopes: set[str] = set(DEFAULT_SCOPES)
+        self.files: dict[str, StoredFile] = {}
+        self.upload_url_ttl = UPLOAD_URL_TTL
+        # The emulator's base URL (SlackEmulator sets it when serving): upload URLs point at it.
+        self.url = ""
         self.add_user(bot_user_id, bot_name, is_bot=True)
 
     # -- workspace ---------------------------------------------------------------------
@@ -383,6 +441,90 @@ class SlackState:
             )
         return token
 
+    # -- files ---------------------------------------------------------------------------
+
+    def new_file(self, filename: str, length: int, alt_txt: str | None) -> StoredFile:
+        with self.lock:
+            file_id = "F" + secrets.token_hex(5).upper()
+            stored = StoredFile(
+                id=file_id,
+                filename=filename,
+                length=length,
+                upload_token=secrets.token_urlsafe(18),
+                created_at=time.monotonic(),
+                created=int(time.time()),
+                alt_txt=alt_txt,
+            )
+            self.files[file_id] = stored
+            return stored
+
+    def file_by_upload_token(self, token: str) -> StoredFile | None:
+        with self.lock:
+            return next((f for f in self.files.values() if f.upload_token == token), None)
+
+    def upload_expired(self, stored: StoredFile) -> bool:
+        return time.monotonic() - stored.created_at > self.upload_url_ttl
+
+    def files_in(self, channel: str, thread_ts: str | None = None) -> list[StoredFile]:
+        """Files shared in a channel (in one thread when ``thread_ts`` is given), in order."""
+        with self.lock:
+            out = []
+            for m in self.messages(channel):
+                if thread_ts is not None and m.thread_ts != thread_ts:
+                    continue
+                out += [self.files[f] for f in m.files if f in self.files]
+            return out
+
+    def file_json(self, stored: StoredFile) -> dict[str, Any]:
+        base = self.url.rstrip("/")
+        private = f"{base}/files-pri/{self.team_id}-{stored.id}/{stored.filename}"
+        out: dict[str, Any] = {
+            "id": stored.id,
+            "created": stored.created,
+            "timestamp": stored.created,
+            "name": stored.filename,
+            "title": stored.title or stored.filename,
+            "mimetype": stored.mimetype,
+            "filetype": stored.filetype,
+            "pretty_type": stored.filetype.upper(),
+            "user": self.bot_user_id,
+            "user_team": self.team_id,
+            "editable": False,
+            "size": len(stored.data or b""),
+            "mode": "hosted",
+            "is_external": False,
+            "external_type": "",
+            "is_public": bool(stored.channel and not self.channels[stored.channel].is_private)
+            if stored.channel in self.channels
+            else False,
+            "public_url_shared": False,
+            "display_as_bot": False,
+            "username": "",
+            "url_private": private,
+            "url_private_download": f"{private}?download=1",
+            "permalink": f"https://{self.team_domain}.slack.com/files/{self.bot_user_id}/{stored.id}/"
+            f"{stored.filename}",
+            "permalink_public": f"https://slack-files.com/{self.team_id}-{stored.id}",
+            "has_rich_preview": False,
+            "file_access": "visible",
+        }
+        if stored.alt_txt:
+            out["alt_txt"] = stored.alt_txt
+        if stored.channel and stored.message_ts:
+            where = "private" if self.channels[stored.channel].is_private else "public"
+            share: dict[str, Any] = {
+                "ts": stored.message_ts,
+                "channel_name": self.channels[stored.channel].name,
+                "share_user_id": self.bot_user_id,
+                "source": "UNKNOWN",
+            }
+            if stored.thread_ts:
+                share["thread_ts"] = stored.thread_ts
+            out["shares"] = {where: {stored.channel: [share]}}
+            out["channels"] = [stored.channel] if where == "public" else []
+            out["groups"] = [stored.channel] if where == "private" else []
+        return out
+
     # -- JSON views, shaped like the Web API returns them -----------------------------
 
     def bot_profile(self) -> dict[str, Any]:
@@ -417,6 +559,9 @@ class SlackState:
                 out["blocks"] = copy.deepcopy(message.blocks)
             if message.attachments:
                 out["attachments"] = copy.deepcopy(message.attachments)
+            if message.files:
+                out["files"] = [self.file_json(self.files[f]) for f in message.files if f in self.files]
+                out["upload"] = True
             if message.is_reply and message.thread_ts is not None:
                 out["thread_ts"] = message.thread_ts
                 parent = self.find(message.channel, message.thread_ts, include_deleted=True)

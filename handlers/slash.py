@@ -14,8 +14,10 @@ from bot.authz import who_may
 from bot.commands import HELP, AppCommand, AppVerb, CommandError, HelpCommand, parse_command
 from bot.dependencies import Services
 from bot.errors import PgconnError
+from bot.postmortem.writer import latest_postmortem
 from bot.render.audit import audit_text
 from bot.render.budget import budget_blocks, budget_fallback_text
+from bot.render.postmortem import again_blocks, postmortem_text
 from bot.render.report import report_blocks, report_fallback_text
 from bot.render.text import inert
 from bot.report import Report, app_budget, report_for
@@ -138,6 +140,18 @@ async def _diagnose(
     )
 
 
+async def _postmortem(
+    services: Services, cmd: AppCommand, command: Payload, respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    found = await latest_postmortem(services, cmd.app)
+    if found is None:
+        await tell(respond, f"No post-mortem of `{cmd.app}` yet: pgconn writes one when an incident ends.")
+        return
+    pm, permalink = found
+    text, blocks = postmortem_text(pm), again_blocks(pm, permalink)
+    await post_in_channel(client, respond, channel=command["channel_id"], text=text, blocks=blocks)
+
+
 # What each verb about an app does; `help` needs no app and is answered above.
 VerbHandler = Callable[
     [Services, AppCommand, Payload, AsyncRespond, AsyncWebClient], Awaitable[None]
@@ -149,4 +163,5 @@ VERB_HANDLERS: dict[AppVerb, VerbHandler] = {
     "audit": _audit,
     "watch": _watch,
     "unwatch": _watch,
+    "postmortem": _postmortem,
 }

@@ -21,7 +21,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -46,13 +46,17 @@ from bot.errors import DatabaseError, DatabaseFull, PgconnError, StateUnavailabl
 from bot.heroku import HerokuClient
 from bot.limits import fetch_limit
 from bot.postgres import PostgresInspector
+from bot.postmortem.chart import ROLE_FULL, HolderSample
+from bot.postmortem.summary import BudgetFigure, Start
+from bot.readings import Holders
 from bot.render.alert import alert_blocks, alert_text, resolved_reply, severity_reply
 from bot.render.report import report_blocks, report_fallback_text
 from bot.render.text import escape
-from bot.report import build_report
+from bot.report import Report, build_report
 from bot.slack_delivery import ChannelPacer
 from bot.state.incidents import Incident, IncidentStore
 from bot.state.metrics import MetricStore, Sample
+from bot.state.postmortems import PostmortemStore
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,7 @@ class AlertEngine:
         slack: AsyncWebClient,
         incidents: IncidentStore | None,
         metrics: MetricStore | None,
+        postmortems: PostmortemStore | None = None,
         thresholds: AlertPolicy | None = None,
         tick_s: float | None = None,
         workers: int = 4,
@@ -86,6 +91,10 @@ class AlertEngine:
         self.slack = slack
         self.incidents = incidents
         self.metrics = metrics
+        self.postmortems = postmortems
+        # The one "incident ended" path (bot.postmortem.writer hangs the post-mortem on it): called
+        # once the thread has been told the incident is resolved, by itself or by hand.
+        self.on_ended: Callable[[Incident], Awaitable[None]] | None = None
         self.t = thresholds or AlertPolicy.from_settings(settings)
         # Often enough that resolution lands within a fifth of resolve_after of its due time.
         if tick_s is None:
@@ -418,10 +427,46 @@ class AlertEngine:
         if d.post:
             await self._post_parent(incident)
             return
+        told = False
         if d.reply is not None:
-            await self._reply(incident, d.reply, told_before=before.told if before else Severity.OK)
+            told = await self._reply(incident, d.reply, told_before=before.told if before else Severity.OK)
         if d.update:
             await self._update_parent(incident)
+        if told and d.reply == "resolved":
+            await self._ended(incident)
+
+    async def _ended(self, incident: Incident) -> None:
+        """The incident ended (its thread was just told): resolved by itself or by hand."""
+        log.info("incident ended: %s %s%s", incident.app, incident.database,
+                 f" (resolved by {incident.resolved_by})" if incident.resolved_by else "")
+        if self.on_ended is not None:
+            try:
+                await self.on_ended(incident)
+            except Exception:  # noqa: BLE001 - the alert machinery must not fail with the post-mortem
+                log.exception("post-mortem of %s failed to start", incident.id)
+
+    async def resolve_by_hand(self, app: str, database: str, user: str) -> Incident | None:
+        """End the open incident of app+database now, as `user` (Slack id): the same path as an
+        incident that resolves by itself (the parent redrawn, the thread told, the post-mortem)."""
+
+        def resolve(cur: Incident) -> Decision:
+            if cur.status != "open":
+                return Decision()
+            now = self.clock()
+            n = replace(
+                cur, status="resolved", resolved_at=now, resolved_by=user, ok_since=cur.ok_since or now
+            )
+            if not n.posted:
+                return Decision(n)  # after_post tells the thread once the parent is posted
+            n = replace(n, told_resolved=True, last_update_at=now, last_reply_at=now, dirty=False)
+            return Decision(n, update=True, reply="resolved")
+
+        done = await self._patch(app, database, resolve)
+        if done is None:
+            return None
+        stored, d = done
+        await self._act(stored, d, before=None)
+        return stored
 
     # -- Slack effects -----------------------------------------------------------
 
@@ -459,6 +504,7 @@ class AlertEngine:
             blocks = report_blocks(report, idle_after_s=self.settings.kill_idle_after_s)
             used, limit = report.connections_used, report.connections_limit
             log.debug("report for %s: %s", incident.app, report_fallback_text(report))
+            await self._note_start(incident, report)
         except PgconnError as exc:
             # The alert matters more than the report: post it with the reason instead.
             reason = f":x: The report could not be built: {escape(exc.message)}"
@@ -512,6 +558,27 @@ class AlertEngine:
             with contextlib.suppress(SlackApiError):
                 await self.slack.chat_delete(channel=channel, ts=ts)
 
+    async def _note_start(self, incident: Incident, report: Report) -> None:
+        """What the post-mortem will need from the first report: the cause, the budget, the holders."""
+        if self.postmortems is None:
+            return
+        cause = report.diagnosis.cause if report.diagnosis is not None else None
+        budget = report.budget
+        figure = None if budget is None else BudgetFigure(budget.total, budget.limit, budget.verdict)
+        try:
+            await self.postmortems.note_start(
+                incident.id,
+                Start(
+                    cause=cause.text if cause is not None else "",
+                    cause_check=cause.check if cause is not None else "",
+                    budget=figure,
+                ),
+            )
+            if isinstance(report.holders, Holders):
+                await self.postmortems.add_holders(incident.id, holder_sample(report.holders, self.clock()))
+        except StateUnavailable as exc:
+            log.warning("post-mortem notes of %s not kept: %s", incident.id, exc.message)
+
     async def _update_parent(self, incident: Incident) -> None:
         try:
             blocks = await self._render(incident)
@@ -525,7 +592,7 @@ class AlertEngine:
             log.warning("alert parent %s not updated (%s); will retry", incident.ts, error)
             await self._patch(incident.app, incident.database, lambda cur: update_failed(cur, error=error))
 
-    async def _reply(self, incident: Incident, kind: Reply, *, told_before: Severity) -> None:
+    async def _reply(self, incident: Incident, kind: Reply, *, told_before: Severity) -> bool:
         if kind == "resolved":
             text = resolved_reply(incident, self.t.resolve_after_s)
         else:
@@ -545,6 +612,8 @@ class AlertEngine:
                 incident.database,
                 lambda cur: reply_failed(cur, kind, told_before=told_before, error=error),
             )
+            return False
+        return True
 
     # -- the periodic check --------------------------------------------------------
 
@@ -563,8 +632,12 @@ class AlertEngine:
             if incident is None:
                 continue
             obs = Observation()
-            if incident.status == "open" and self._probe_due(incident):
-                obs = await self._probe(app, database)
+            if incident.status == "open":
+                # Every tick of an open incident counts the holders for its post-mortem; the count
+                # also decides the incident when heroku-postgres metrics have not come lately.
+                probed = await self._probe(app, database, incident)
+                if self._probe_due(incident):
+                    obs = probed
             await self._step(app, database, obs, self.clock())
 
     def _probe_due(self, incident: Incident) -> bool:
@@ -573,8 +646,9 @@ class AlertEngine:
         now = self.clock()
         return incident.last_metric_at is None or now - incident.last_metric_at > self.t.resolve_after_s
 
-    async def _probe(self, app: str, database: str) -> Observation:
-        """The role's connections right now, counted over the app's own credentials."""
+    async def _probe(self, app: str, database: str, incident: Incident | None = None) -> Observation:
+        """The role's connections right now, counted over the app's own credentials (and kept,
+        by holder, for the incident's post-mortem)."""
         assert self.metrics is not None
         known = await self._app(app)
         if known is None or known.config_vars is None:
@@ -591,6 +665,7 @@ class AlertEngine:
             # Not even one slot for pgconn: the role is at its limit, which is a number too.
             if limit:
                 await self.metrics.add({(app, database): [Sample(now, limit)]}, now)
+                await self._keep_holders(incident, HolderSample(now, {ROLE_FULL: limit}))
             return Observation(probe_full=True, limit=limit)
         except DatabaseError as exc:
             log.info("probe of %s %s failed: %s", app, database, exc.message)
@@ -599,7 +674,13 @@ class AlertEngine:
         limit = limit or holders.role_limit
         # Probes feed the sparkline too: on Essential plans they are the only numbers.
         await self.metrics.add({(app, database): [Sample(now, holders.role_connections)]}, now)
+        await self._keep_holders(incident, holder_sample(holders, now))
         return Observation(probe=holders.role_connections, limit=limit)
+
+    async def _keep_holders(self, incident: Incident | None, sample: HolderSample) -> None:
+        if incident is None or self.postmortems is None or incident.status != "open":
+            return
+        await self.postmortems.add_holders(incident.id, sample)
 
     # -- messages from other alerting tools ---------------------------------------------
 
@@ -647,6 +728,15 @@ class AlertEngine:
             await self.incidents.release_mention(channel, thread_ts)
             raise
         return True
+
+
+def holder_sample(holders: Holders, at: float) -> HolderSample:
+    """Connections per application_name (the dyno, when the app names its connections)."""
+    counts: dict[str, int] = {}
+    for g in holders.groups:
+        name = g.application_name or (f"{g.usename} (no application_name)" if g.usename else "unnamed")
+        counts[name] = counts.get(name, 0) + g.total
+    return HolderSample(at, counts)
 
 
 def _describe(exc: BaseException) -> str:

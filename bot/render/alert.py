@@ -86,10 +86,12 @@ def _summary(incident: Incident, now: float, resolve_after_s: float) -> str:
     lines = []
     if incident.status == "resolved":
         lasted = (incident.resolved_at or now) - incident.opened_at
-        lines.append(
-            f"*Resolved* after {duration(lasted)}: connections stayed below the warning threshold for "
-            f"{duration(resolve_after_s)}. Peak: *{incident.peak.value}*."
+        how = (
+            f"resolved by hand by <@{incident.resolved_by}>"
+            if incident.resolved_by
+            else f"connections stayed below the warning threshold for {duration(resolve_after_s)}"
         )
+        lines.append(f"*Resolved* after {duration(lasted)}: {how}. Peak: *{incident.peak.value}*.")
     else:
         lines.append(f"*{incident.severity.value.capitalize()}*")
         if incident.ok_since is not None:
@@ -190,10 +192,12 @@ def resolved_reply(incident: Incident, resolve_after_s: float) -> str:
         if incident.current is not None and incident.limit
         else ""
     )
-    return (
-        f":white_check_mark: Resolved after {duration(lasted)}: below the warning threshold for "
-        f"{duration(resolve_after_s)}.{conn} {_counts(incident)} in all."
+    how = (
+        f"resolved by hand by <@{incident.resolved_by}>"
+        if incident.resolved_by
+        else f"below the warning threshold for {duration(resolve_after_s)}"
     )
+    return f":white_check_mark: Resolved after {duration(lasted)}: {how}.{conn} {_counts(incident)} in all."
 
 
 def _source(proc: str) -> str:

@@ -72,6 +72,13 @@ STATE_DOWN_NOTE = (
 )
 
 
+def required(redis: Redis | None) -> Redis:
+    """The client, or StateUnavailable when pgconn runs without Redis."""
+    if redis is None:
+        raise unavailable(RuntimeError("no REDIS_URL"))
+    return redis
+
+
 def unavailable(exc: BaseException) -> StateUnavailable:
     log.warning("redis unavailable: %s", type(exc).__name__)
     return StateUnavailable(

@@ -67,6 +67,7 @@ class Incident:
     last_bad: float = 0.0  # last signal at or above the warn threshold
     ok_since: float | None = None  # first reading below warn after last_bad
     resolved_at: float | None = None
+    resolved_by: str = ""  # the Slack user who resolved it by hand; "" when it resolved by itself
     signals: int = 0  # bad drain signals: refused connections + metric samples at/above warn
     fatal: int = 0  # of which "too many connections" / reserved-slots lines
     current: int | None = None  # latest connection count pgconn knows

@@ -23,6 +23,12 @@ def refused(message: Message) -> int | None:
     return int(m.group(1).replace(",", "")) if m else None
 
 
+def alert_replies(alerts: Alerts, parent: Message) -> list[Message]:
+    """The thread's own replies (severity, resolution), without the post-mortem that follows an
+    incident's end (tests/end_to_end/test_postmortem.py)."""
+    return [r for r in alerts.replies(parent) if not r.files and not r.text.startswith("Post-mortem: ")]
+
+
 def signals(message: Message) -> int | None:
     m = re.search(r"([\d,]+) signals?\b", blocks_of(message))
     return int(m.group(1).replace(",", "")) if m else None
@@ -100,7 +106,7 @@ async def test_metrics_rising_and_falling_open_update_and_resolve_in_order(alert
     low = asyncio.create_task(keep_low())
     try:
         await alerts.until(lambda: "Resolved" in blocks_of(parent), timeout=WAIT_S + RESOLVE_AFTER_S)
-        replies = await alerts.until(lambda: len(r := alerts.replies(parent)) == 2 and r)
+        replies = await alerts.until(lambda: len(r := alert_replies(alerts, parent)) == 2 and r)
     finally:
         low.cancel()
     assert isinstance(replies, list)
@@ -207,7 +213,7 @@ async def test_the_real_database_at_its_limit_opens_one_thread_with_true_numbers
 
     await asyncio.to_thread(load.close)
     await alerts.until(lambda: "*Resolved*" in blocks_of(parent), timeout=WAIT_S + RESOLVE_AFTER_S)
-    replies = alerts.replies(parent)
+    replies = alert_replies(alerts, parent)
     assert [r.text.split(" ")[0] for r in replies] == [":white_check_mark:"]
     assert alerts.parents() == [parent]
     connections = re.search(r"\*Connections:\* \*?(\d+)/(\d+)", blocks_of(parent))
