@@ -47,8 +47,8 @@ RULES: Mapping[str, Who] = {
     "budget": "member",
     "audit": "team",
     "diagnose": "member",
-    # What the incident's thread already showed the channel.
-    "postmortem": "member",
+    # Like the audit (it lists who did what, and the holders): what the app's thread showed its team.
+    "postmortem": "team",
     # Removing the drain silences the alerts; adding it sends the app's logs to pgconn.
     "watch": "admin",
     "unwatch": "admin",

@@ -104,7 +104,11 @@ async def test_an_incident_that_ends_by_itself_gets_its_postmortem_and_picture(a
     assert markdown.startswith("# Post-mortem: my-app ran out of database connections")
     assert "![Connections by holder over the incident](connections-by-holder.png)" in markdown
 
-    # Kept: `/pgconn my-app postmortem` shows it again, with its Markdown to copy.
+    # Kept: `/pgconn my-app postmortem` shows it again, with its Markdown to copy, to the app's team
+    # (its admins, or anyone in its alert channel) as the audit is; elsewhere a member is refused.
+    await slack.send_slash_command("my-app postmortem", user_id="UMEMBER1", channel_id=OPS_CHANNEL)
+    (refusal,) = await alerts.until(lambda: slack.ephemerals)
+    assert refusal["text"].startswith(":no_entry: Only pgconn admins, or people in the app's alert channel,")
     await slack.send_slash_command("my-app postmortem", user_id="UMEMBER1", channel_id=alerts.channel)
     again = await alerts.until(
         lambda: next((m for m in slack.top_level(alerts.channel) if m.text.startswith("Post-mortem: ")), None)
