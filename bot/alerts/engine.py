@@ -635,8 +635,9 @@ class AlertEngine:
             if incident.status == "open":
                 # Every tick of an open incident counts the holders for its post-mortem; the count
                 # also decides the incident when heroku-postgres metrics have not come lately.
-                probed = await self._probe(app, database, incident)
-                if self._probe_due(incident):
+                due = self._probe_due(incident)
+                probed = await self._probe(app, database, incident, witness=due)
+                if due:
                     obs = probed
             await self._step(app, database, obs, self.clock())
 
@@ -646,9 +647,12 @@ class AlertEngine:
         now = self.clock()
         return incident.last_metric_at is None or now - incident.last_metric_at > self.t.resolve_after_s
 
-    async def _probe(self, app: str, database: str, incident: Incident | None = None) -> Observation:
+    async def _probe(
+        self, app: str, database: str, incident: Incident | None = None, *, witness: bool = True
+    ) -> Observation:
         """The role's connections right now, counted over the app's own credentials (and kept,
-        by holder, for the incident's post-mortem)."""
+        by holder, for the incident's post-mortem). Not the `witness` (heroku-postgres metrics
+        came lately): the count goes to the post-mortem only, so the sparkline keeps one measure."""
         assert self.metrics is not None
         known = await self._app(app)
         if known is None or known.config_vars is None:
@@ -664,7 +668,8 @@ class AlertEngine:
         except DatabaseFull:
             # Not even one slot for pgconn: the role is at its limit, which is a number too.
             if limit:
-                await self.metrics.add({(app, database): [Sample(now, limit)]}, now)
+                if witness:
+                    await self.metrics.add({(app, database): [Sample(now, limit)]}, now)
                 await self._keep_holders(incident, HolderSample(now, {ROLE_FULL: limit}))
             return Observation(probe_full=True, limit=limit)
         except DatabaseError as exc:
@@ -673,7 +678,8 @@ class AlertEngine:
         # The plan's limit is what Heroku enforces and shows; the role's own is the fallback.
         limit = limit or holders.role_limit
         # Probes feed the sparkline too: on Essential plans they are the only numbers.
-        await self.metrics.add({(app, database): [Sample(now, holders.role_connections)]}, now)
+        if witness:
+            await self.metrics.add({(app, database): [Sample(now, holders.role_connections)]}, now)
         await self._keep_holders(incident, holder_sample(holders, now))
         return Observation(probe=holders.role_connections, limit=limit)
 

@@ -44,8 +44,13 @@ def alerts_redis_url(redis_url: str) -> str:
     return redis_url.rsplit("/", 1)[0] + "/1"
 
 
+# Every alert bot of the session: a test's teardown waits for all of them (an incident may end in
+# any of them, and its post-mortem follows the end), so nothing lands in the next test's Slack.
+ALERT_BOTS: list[BotProcess] = []
+
+
 def start_alert_bot(slack: SlackEmulator, heroku: HerokuEmulator, redis_server: LocalRedis) -> BotProcess:
-    return start_bot(
+    process = start_bot(
         bot_env(
             slack_url=slack.url,
             heroku_url=heroku.url,
@@ -54,6 +59,8 @@ def start_alert_bot(slack: SlackEmulator, heroku: HerokuEmulator, redis_server: 
             **ALERT_ENV,
         )
     )
+    ALERT_BOTS.append(process)
+    return process
 
 
 @pytest.fixture(scope="session")
@@ -157,7 +164,9 @@ async def alerts(
     # Leave no incident open: this bot lives for the whole session, and its ticker would resolve
     # one during a later test, posting "Resolved" into that test's Slack (a test of another
     # module that expected an empty alert channel failed so).
-    await settled(alert_bot)
+    for process in ALERT_BOTS:
+        if process.process.poll() is None:
+            await settled(process)
     redis.Redis.from_url(alerts_redis_url(redis_server.url)).flushdb()
 
 
