@@ -129,6 +129,10 @@ def create_app(sandbox: Sandbox) -> Starlette:
         await _json(request)
         return JSONResponse({"ok": True, **await run_in_threadpool(sandbox.exhaust)})
 
+    async def ramp(request: Request) -> Response:
+        await _json(request)
+        return JSONResponse({"ok": True, **await run_in_threadpool(sandbox.ramp)})
+
     async def scale(request: Request) -> Response:
         body = await _json(request)
         process_type, quantity = body.get("type"), body.get("quantity")
@@ -156,6 +160,7 @@ def create_app(sandbox: Sandbox) -> Starlette:
             Route("/sandbox/home/click", home_click, methods=["POST"]),
             Route("/sandbox/shortcut", shortcut, methods=["POST"]),
             Route("/sandbox/exhaust", exhaust, methods=["POST"]),
+            Route("/sandbox/ramp", ramp, methods=["POST"]),
             Route("/sandbox/stop-load", stop_load, methods=["POST"]),
             Route("/sandbox/scale", scale, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),

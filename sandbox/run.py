@@ -70,6 +70,8 @@ MAX_DYNOS = 10  # what the page may scale a process type to
 # Behind PgBouncer each dyno runs more app threads than the role could ever hold directly.
 CLIENTS_PER_DYNO_BEHIND_PGBOUNCER = 10
 PGBOUNCER_START = "bin/start-pgbouncer"
+RAMP_EVERY_S = 1.5  # the leaking worker's pace: +40 a minute
+DEPLOY_AFTER_S = 2.0  # from Add PgBouncer's release to the deploy with the Procfile change
 
 
 @dataclass
@@ -114,6 +116,9 @@ class Sandbox:
         self.app_dsn = ""
         self._servers: list[RunningServer] = []
         self._seen_release = 0
+        self._background: set[asyncio.Task[Any]] = set()
+        self._ramp: threading.Thread | None = None
+        self._ramp_stop = threading.Event()
         self._load_lock = threading.RLock()
         self._deploy_lock = threading.Lock()
         self.pgbouncer_ready = threading.Event()
@@ -196,6 +201,13 @@ class Sandbox:
                 "PGCONN_ALERT_REPLY_INTERVAL": "10",
                 "PGCONN_RESTART_POLL": "0.5",
                 "PGCONN_RESERVE_INTERVAL": "5",
+                # Each fix verified in its thread a few seconds later (a minute in production),
+                # and a slow ramp forecast from a count every second over a 12-second window.
+                "PGCONN_VERIFY_AFTER": "5",
+                "PGCONN_VERIFY_POLL": "5",
+                "PGCONN_FORECAST_INTERVAL": "1",
+                "PGCONN_FORECAST_WINDOW": "12",
+                "PGCONN_FORECAST_HORIZON": "300",
             }
         )
         self.bot = start_bot(env)
@@ -326,6 +338,30 @@ class Sandbox:
         )
         return {"clients": self.traffic.clients}
 
+    def ramp(self) -> dict[str, Any]:
+        """A worker that leaks: one more connection every RAMP_EVERY_S seconds, until Postgres
+        refuses one (shipped to the drain, as Exhaust does) or the load is stopped. Slow enough
+        for pgconn's forecast to warn before the first refusal."""
+        with self._load_lock:
+            if self._ramp is not None and self._ramp.is_alive():
+                return {"already": True}
+            self._ramp_stop.clear()
+            self._ramp = threading.Thread(target=self._ramp_up, name="ramp", daemon=True)
+            self._ramp.start()
+        self.events.add(f"worker.1 starts leaking: one more connection every {RAMP_EVERY_S:g}s")
+        return {"every_s": RAMP_EVERY_S}
+
+    def _ramp_up(self) -> None:
+        assert self.load is not None
+        while not self._ramp_stop.wait(RAMP_EVERY_S):
+            with self._load_lock:
+                opened, refused = self.load.open_reporting(1, application_name="worker.1")
+            if refused:
+                self.events.add(f"worker.1 was refused: {_fatal(refused[-1])}", "warn")
+                lines = [syslog_line(f"psycopg.OperationalError: {f}", proc="worker.1") for f in refused]
+                self.logplex.ship([(d.url, d.token) for d in self.app.log_drains], lines)
+                return
+
     def scale(self, process_type: str, quantity: int) -> dict[str, Any]:
         """`heroku ps:scale TYPE=N`: the same Platform API call, so Heroku's webhook follows."""
         assert self.heroku is not None
@@ -344,6 +380,7 @@ class Sandbox:
         return {"type": process_type, "before": before, "quantity": quantity}
 
     def stop_load(self) -> None:
+        self._ramp_stop.set()
         with self._load_lock:
             if self.traffic is not None:
                 self.traffic.stop()
@@ -368,16 +405,32 @@ class Sandbox:
         self.events.add(f"Release v{version}: {app.current_release.description}; every dyno restarted")
         if not any("pgbouncer" in b for b in app.buildpacks):
             return
-        # The sandbox plays the deploy pgconn asked for: the Procfile starts each process
-        # behind bin/start-pgbouncer, so the buildpack's PgBouncer runs in every dyno.
-        for form in app.formation.values():
-            if form.type != "release" and not form.command.startswith(PGBOUNCER_START):
-                form.command = f"{PGBOUNCER_START} {form.command}"
-        app.sync_dynos()
+        procfile = {
+            form.type: form.command if form.type == "release" or form.command.startswith(PGBOUNCER_START)
+            else f"{PGBOUNCER_START} {form.command}"
+            for form in app.formation.values()
+        }
+        if any(procfile[f.type] != f.command for f in app.formation.values()):
+            # The sandbox plays the deploy pgconn asked for: a build of the source whose Procfile
+            # starts each process behind bin/start-pgbouncer, released with its new slug (and its
+            # api:release webhook, which pgconn follows to verify the fix).
+            assert self.heroku is not None
+            source = f"https://sandbox.invalid/{DEMO_APP}-pgbouncer.tgz"
+            self.heroku.sources[source] = procfile
+            self.events.add("You change the Procfile as pgconn showed and deploy (git push heroku main)")
+            task = asyncio.get_running_loop().create_task(self._deploy_later(app, source))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return
         args = (version, list(app.dynos), app.database_url, dict(app.config_vars))
         threading.Thread(
             target=self._deploy_pgbouncer, args=args, name="pgbouncer-deploy", daemon=True
         ).start()
+
+    async def _deploy_later(self, app: EmulatedApp, source: str) -> None:
+        await asyncio.sleep(DEPLOY_AFTER_S)  # a person editing the Procfile, then pushing
+        assert self.heroku is not None
+        await self.heroku.deploy(app, source, version="pgbouncer")
 
     def _deploy_pgbouncer(
         self, version: int, dynos: list[str], database_url: str, config: dict[str, str]

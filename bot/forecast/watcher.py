@@ -9,7 +9,8 @@ Every PGCONN_FORECAST_INTERVAL seconds, for each app, one process (a lease in Re
   (armed / warned, in Redis): a rise due to reach the limit within PGCONN_FORECAST_HORIZON gets
   one warning in the app's channel, with the rate and the time to the limit.
 
-No warning while the app has an open incident: its alert thread already says more.
+No warning while the app has an open incident whose connections have not come back below the
+warning threshold: its alert thread already says more.
 """
 
 from __future__ import annotations
@@ -87,8 +88,8 @@ class Forecaster:
         samples = await self.metrics.recent(app, db, now)
         trend = fit([(s.at, s.active) for s in samples], limit, self.policy)
         incident = await self.incidents.load(app, db)
-        if incident is not None and incident.status == "open":
-            return False
+        if incident is not None and incident.status == "open" and incident.ok_since is None:
+            return False  # the alert thread is saying it already, until the count comes back down
         state = await self.store.load(app, db)
         state, warn = step(state, trend, limit, now, self.policy)
         await self.store.save(app, db, state, trend, limit)

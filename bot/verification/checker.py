@@ -156,10 +156,13 @@ async def schedule_after_fix(
         elif remedy == "add_pgbouncer":
             if not any(d.startswith("buildpacks are now") for d in outcome.done):
                 return None  # Heroku's server-side pooling, or already installed: no deploy to follow
-            latest = (await services.heroku.releases(app, newest=1))[:1]
+            # The release the fix's own config vars made (Heroku describes it "Set PGBOUNCER_…
+            # config vars"): the deploy to follow comes after it, even when it came quickly.
+            recent = await services.heroku.releases(app, newest=10)
+            own = next((r for r in recent if "PGBOUNCER_" in r.description), recent[0] if recent else None)
             check.phase = "release"
-            check.release_after = latest[0].version if latest else 0
-            check.slug_before = latest[0].slug_id if latest else None
+            check.release_after = own.version if own else 0
+            check.slug_before = own.slug_id if own else None
             check.dynos_before = sum(p.quantity for p in await services.heroku.formation(app))
             check.give_up_at = now + s.verify_release_wait_s
             due = now + s.verify_poll_s
@@ -251,7 +254,10 @@ async def _check(services: Services, check: PendingCheck) -> None:
                 process_type=check.process_type,
                 cause=cause,
             )
-        dynos_after = sum(p.quantity for p in await services.heroku.formation(check.app))
+        formation, config = await asyncio.gather(
+            services.heroku.formation(check.app), services.heroku.config_vars(check.app)
+        )
+        dynos_after = sum(p.quantity for p in formation)
         return verdicts.judge_pgbouncer(
             release=ReleaseFacts(check.release_version or 0, tuple(check.buildpacks)),
             before=check.before,
@@ -261,6 +267,7 @@ async def _check(services: Services, check: PendingCheck) -> None:
             limit=limit,
             elapsed_s=now - (check.release_at or check.at),
             warn_share=warn,
+            pool_per_dyno=_pool_per_dyno(config),
         )
 
     verdict = await judge(None)
@@ -315,6 +322,16 @@ async def _follow_release(services: Services, check: PendingCheck) -> None:
     log.info("verification of %s: release v%d carries PgBouncer; counting later", check.app, deploy.version)
     due = max(now, check.release_at) + services.settings.verify_after_s
     await services.verifications.schedule(check, due)
+
+
+def _pool_per_dyno(config: dict[str, str]) -> int | None:
+    """The server connections each dyno's PgBouncer may open (the buildpack's defaults: 1 + 1)."""
+    try:
+        return int(config.get("PGBOUNCER_DEFAULT_POOL_SIZE", "1")) + int(
+            config.get("PGBOUNCER_RESERVE_POOL_SIZE", "1")
+        )
+    except ValueError:
+        return None
 
 
 def _timestamp(iso: str) -> float | None:

@@ -220,8 +220,13 @@ def judge_pgbouncer(
     limit: int | None,
     elapsed_s: float,
     warn_share: float,
+    pool_per_dyno: int | None = None,
 ) -> Verdict:
-    """Add PgBouncer, once its release has settled: connections per dyno before and after."""
+    """Add PgBouncer, once its release has settled: connections per dyno before and after.
+
+    Fewer per dyno than before is verified; so is no more than the pool PgBouncer was given per
+    dyno (PGBOUNCER_DEFAULT_POOL_SIZE + _RESERVE_POOL_SIZE): an app that was idle before the
+    deploy, or that now runs more threads behind its pool, holds what the budget sized."""
     early = judge_release(release)
     if early is not None:
         return early
@@ -234,11 +239,20 @@ def judge_pgbouncer(
     if _near_limit(after, limit, warn_share):
         return Verdict("not_fixed", f"not fixed: {change}{dyno_part} {when}")
     fewer = (pa < pb) if pa is not None and pb is not None else (before is not None and after < before)
-    if not fewer:
+    pooled = pool_per_dyno is not None and pa is not None and pa <= pool_per_dyno
+    if not (fewer or pooled):
         return Verdict(
             "not_fixed",
             f"not fixed: no fewer connections per dyno, {change}{dyno_part} {when}: are the dynos "
             "connecting to PgBouncer's `DATABASE_URL`?",
+        )
+    if not fewer and pa is not None:
+        # More than before (the app was quiet, or runs more threads now), within what was sized.
+        before_part = f"; {pb:.1f} before" if pb is not None else ""
+        return Verdict(
+            "verified",
+            f"verified: {share(after, limit)} ({pa:.1f} per dyno, within the pool of {pool_per_dyno}"
+            f"{before_part}) {when}",
         )
     return Verdict("verified", f"verified: {change}{dyno_part} {when}")
 

@@ -625,6 +625,9 @@ document.addEventListener("DOMContentLoaded", () => {
     button.addEventListener("click", () => consoleAction(button, "/sandbox/scale", (r) =>
       `scaled ${r.type} ${r.before} → ${r.quantity}: Heroku sends the formation webhook to pgconn`, body));
   }
+  const ramp = document.getElementById("ramp");
+  ramp.addEventListener("click", () => consoleAction(ramp, "/sandbox/ramp", (r) =>
+    r.already ? "worker.1 is already leaking" : `worker.1 opens one more connection every ${r.every_s}s`));
   const openHome = document.getElementById("open-home");
   openHome.addEventListener("click", () => consoleAction(openHome, "/sandbox/home/open", null));
   const stop = document.getElementById("stop-load");

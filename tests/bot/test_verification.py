@@ -90,6 +90,14 @@ def test_add_pgbouncer_is_judged_by_its_release_then_by_connections_per_dyno() -
     assert v.kind == "not_fixed" and "starts worker without `bin/start-pgbouncer`" in v.line
     v = judge_pgbouncer(release=good, after=20, **common)
     assert v.kind == "not_fixed"
+    # An app idle before the deploy: more per dyno than before, but within the pool it was given.
+    idle = {**common, "before": 1, "dynos_before": 4, "dynos_after": 4}
+    v = judge_pgbouncer(release=good, after=9, pool_per_dyno=3, **idle)
+    assert v.kind == "verified"
+    assert v.line == (
+        "verified: 9/20 (2.2 per dyno, within the pool of 3; 0.2 before) 4 minutes after release v12"
+    )
+    assert judge_pgbouncer(release=good, after=9, pool_per_dyno=2, **idle).kind == "not_fixed"
     assert no_deploy("my-app", 86400).kind == "not_verified"
 
 

@@ -6,7 +6,8 @@ for real, the refusals reach pgconn through its log drain) → the alert thread 
 through the confirm dialog → the connections are gone → scale back to 3 (the warning
 resolves in its thread) → Add PgBouncer → the release starts
 a real PgBouncer per dyno, 40 app threads share a few server connections, the role stays
-under its limit. Every number asserted is read from Postgres or PgBouncer themselves.
+under its limit; pgconn verifies Kill all, and Add PgBouncer once the deploy that carries it is
+released. Every number asserted is read from Postgres or PgBouncer themselves.
 """
 
 from __future__ import annotations
@@ -144,6 +145,11 @@ def test_exhaust_alert_kill_all_then_pgbouncer(sandbox: RunningSandbox, page: An
     )
     shot(page, "06-budget-resolved")
 
+    # 5b. A few seconds after Kill all (a minute in production), pgconn checked its effect.
+    checked = alert.locator(".replies .message", has_text="checked by pgconn")
+    verified_kill = checked.filter(has_text="after Kill all")
+    expect(verified_kill).to_contain_text(re.compile(r"verified: 20/20 → \d+/20"))
+
     # 6. Add PgBouncer: the release starts one real PgBouncer per dyno with pgconn's pool size,
     #    and 40 app threads run through them.
     alert.locator("button.bk-button", has_text="Add PgBouncer").click()
@@ -179,6 +185,16 @@ def test_exhaust_alert_kill_all_then_pgbouncer(sandbox: RunningSandbox, page: An
     assert state["pgbouncer"]["servers"] <= len(bouncers) * per_dyno_cap
     assert sandbox.state()["load"].get("refused", 0) == refusals, "no new refusals behind PgBouncer"
     shot(page, "07-pgbouncer")
+
+    # 7. pgconn followed the deploy that carried the buildpack (its api:release webhook) and, a
+    #    few seconds later, compared the connections per dyno with the pools it sized.
+    releases = sandbox.state()["heroku"]["releases"]
+    assert releases[0]["description"] == "Deploy pgbouncer", releases
+    verified_pgbouncer = checked.filter(has_text="after release v")
+    expect(verified_pgbouncer).to_contain_text(f"after release v{releases[0]['version']}")
+    expect(verified_pgbouncer).to_contain_text("verified:")
+    expect(verified_pgbouncer).to_contain_text(f"within the pool of {per_dyno_cap}")
+    shot(page, "08-pgbouncer-verified")
 
 
 def test_messages_render_as_text_not_markup(sandbox: RunningSandbox, page: Any) -> None:
