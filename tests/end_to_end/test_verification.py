@@ -184,7 +184,7 @@ async def test_a_verification_survives_its_process_and_is_said_once_across_proce
 
 
 async def test_add_pgbouncer_is_verified_after_the_release_that_carries_it(
-    verifying: System, redis_server: LocalRedis
+    verifying: System, redis_server: LocalRedis, verify_bots: tuple[BotProcess, BotProcess]
 ) -> None:
     system = verifying
     app = system.heroku.apps["my-app"]
@@ -204,7 +204,9 @@ async def test_add_pgbouncer_is_verified_after_the_release_that_carries_it(
         or None,
         timeout=WAIT_S,
     )
-    assert pending(redis_server) == 1
+    await system.slack.wait_for(lambda: pending(redis_server) == 1 or None, timeout=WAIT_S)
+    for process in verify_bots:
+        await settled(process)
     assert not [m for m in system.slack.thread(OPS_CHANNEL, report.ts) if "checked by pgconn" in m.text]
     # The deploy: the Procfile starts every process behind bin/start-pgbouncer.
     source = "https://example.com/my-app-v2.tgz"
