@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from bot.postmortem.chart import ROLE_FULL, HolderSample
@@ -64,6 +64,44 @@ class Action:
     @property
     def label(self) -> str:
         return LABELS.get(self.action, self.action)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A fix's checked effect (bot.state.verification): who ran what, when, and its one line."""
+
+    action: str
+    user: str
+    acted_at: float
+    line: str
+
+
+# An audit record is written when its action finished; the verification names when it started.
+MATCH_WITHIN_S = 900.0
+
+
+def with_verification(actions: Sequence[Action], checked: Sequence[Verified]) -> list[Action]:
+    """Each action with the line its verification said: the nearest unused one of the same action
+    by the same person; NOT_VERIFIED while none exists (not yet checked, or never)."""
+    free = list(checked)
+    out = []
+    for a in sorted(actions, key=lambda a: a.at):
+        # The audit names the button (pgconn.killall), the verification the fix (killall).
+        kind = a.action.removeprefix("pgconn.")
+        same = [
+            v
+            for v in free
+            if v.action.removeprefix("pgconn.") == kind
+            and v.user == a.user
+            and abs(v.acted_at - a.at) <= MATCH_WITHIN_S
+        ]
+        if not same:
+            out.append(a)
+            continue
+        best = min(same, key=lambda v: abs(v.acted_at - a.at))
+        free.remove(best)
+        out.append(replace(a, verified=best.line))
+    return out
 
 
 @dataclass(frozen=True)

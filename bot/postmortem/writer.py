@@ -20,7 +20,15 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.errors import PgconnError, StateUnavailable
 from bot.postmortem.chart import HolderSample, holders_chart
-from bot.postmortem.summary import Action, BudgetFigure, PostMortem, build_postmortem, to_markdown
+from bot.postmortem.summary import (
+    Action,
+    BudgetFigure,
+    PostMortem,
+    Verified,
+    build_postmortem,
+    to_markdown,
+    with_verification,
+)
 from bot.prevention.decisions import fixes
 from bot.render.postmortem import CHART_TITLE, postmortem_blocks, postmortem_text
 from bot.render.text import code, inert
@@ -66,10 +74,15 @@ async def gather(
     try:
         for rec in await services.audit.recent(incident.app, count=50):
             if incident.opened_at - 1 <= rec.at <= end + 1:
-                # Verification results per action (#18.1) are read here once they are stored.
                 actions.append(Action(rec.at, rec.user, rec.action, rec.ok, inert(rec.result)))
+        # Each fix's verified effect (bot.verification), wherever it was clicked.
+        checked = [
+            Verified(r.action, r.user, r.acted_at, r.line)
+            for r in await services.verifications.for_app(incident.app)
+        ]
+        actions = with_verification(actions, checked)
     except StateUnavailable as exc:
-        log.warning("post-mortem of %s without actions: %s", incident.id, exc.message)
+        log.warning("post-mortem of %s without actions or their verification: %s", incident.id, exc.message)
     budget_after: BudgetFigure | None = None
     fix_texts: list[str] = []
     try:

@@ -22,9 +22,11 @@ from bot.postmortem.summary import (
     BudgetFigure,
     PostMortem,
     Start,
+    Verified,
     build_postmortem,
     plain,
     to_markdown,
+    with_verification,
 )
 from bot.render.postmortem import again_blocks, markdown_blocks, postmortem_blocks
 
@@ -171,3 +173,20 @@ def test_slack_blocks_stay_within_limits() -> None:
     again = again_blocks(pm, "https://pgconn.slack.com/archives/C1/p1")
     assert "<https://pgconn.slack.com/archives/C1/p1|the incident's thread>" in str(again)
     assert len(again) <= 50
+
+
+def test_each_action_gets_its_own_verification() -> None:
+    kill = Action(T0 + 400, "UALICE", "pgconn.killall", True, "terminated 18 connections")
+    again = Action(T0 + 500, "UALICE", "pgconn.killall", True, "terminated 4 connections")
+    idle = Action(T0 + 450, "UBOB", "pgconn.kill_idle", True, "terminated 2 idle of 5 connections")
+    checked = [
+        Verified("pgconn.killall", "UALICE", T0 + 498, "not fixed: 17/20 a minute later, climbing back"),
+        Verified("killall", "UALICE", T0 + 398, "verified: 20/20 → 3/20 a minute later"),
+        Verified("pgconn.kill_idle", "UCAROL", T0 + 449, "verified: someone else's"),
+    ]
+    out = with_verification([again, idle, kill], checked)
+    assert [(a.at, a.verified) for a in out] == [
+        (T0 + 400, "verified: 20/20 → 3/20 a minute later"),
+        (T0 + 450, NOT_VERIFIED),  # Carol's check is not Bob's
+        (T0 + 500, "not fixed: 17/20 a minute later, climbing back"),
+    ]

@@ -32,6 +32,8 @@ ALERT_ENV = {
     "PGCONN_ALERT_UPDATE_INTERVAL": "0",
     "PGCONN_ALERT_REPLY_INTERVAL": "0",
     "PGCONN_ALERT_TICK": "0.2",
+    # A fix is checked a second later (bot.verification), so a post-mortem can show its effect.
+    "PGCONN_VERIFY_AFTER": "1",
 }
 # Generous: a test waits for an event, and only a broken bot makes it wait this long.
 WAIT_S = 20.0

@@ -7,6 +7,7 @@ emulator models it; then `/pgconn APP postmortem` shows it again.
 from __future__ import annotations
 
 import asyncio
+import json
 
 import redis
 
@@ -61,6 +62,16 @@ async def test_an_incident_that_ends_by_itself_gets_its_postmortem_and_picture(a
     )
     assert response.status_code == 200
     await alerts.until(lambda: any("ran *Kill all*" in r.text for r in alerts.replies(parent)))
+    # The workers come straight back (the cause is still there): the incident stays open until
+    # pgconn has checked the fix's effect, then most of them go and it can end.
+    assert await asyncio.to_thread(load.open, 17, "worker.1") == 17
+
+    def verified() -> str | None:
+        raw = store(alerts).lrange("pgconn:verifications:my-app", 0, -1)
+        return json.loads(raw[-1])["line"] if raw else None
+
+    line = await alerts.until(verified)
+    await asyncio.to_thread(load.close)
     assert await asyncio.to_thread(load.open, 2, "worker.1") == 2
 
     # Below the threshold for RESOLVE_AFTER_S: resolved by itself, and the post-mortem follows.
@@ -71,7 +82,7 @@ async def test_an_incident_that_ends_by_itself_gets_its_postmortem_and_picture(a
     assert "First signal: `psycopg.OperationalError:" in text and "(logged by `web.1`)" in text
     assert f"Peak: {ROLE_LIMIT} of {ROLE_LIMIT} connections" in text
     assert f"Peak: {ROLE_LIMIT} of {ROLE_LIMIT} connections (web.1 13, worker.1 6, pgconn-reserved 1)" in text
-    assert f"<@{ADMIN}> ran Kill all: terminated 19 of 19 connections — not verified" in text
+    assert f"<@{ADMIN}> ran Kill all: terminated 19 of 19 connections — {line}" in text
     assert "Resolved: resolved by itself: connections stayed below the warning threshold for 2s" in text
     assert "*Likely cause* (pgconn's diagnosis when the thread opened)\nweb.1 holds 13 connections" in text
     assert "*Connection budget*\nbefore: " in text and "after: " in text
