@@ -30,6 +30,7 @@ from typing import Literal
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.alerts.ownership import INCIDENT_BUTTONS
 from bot.apps import AppDirectory
 from bot.remediation.buttons import BUTTONS
 
@@ -54,6 +55,8 @@ RULES: Mapping[str, Who] = {
     "unwatch": "admin",
     # Every button says who may press it in its record (bot.remediation.buttons).
     **{b.id: b.who for b in BUTTONS},
+    # Acknowledge / Snooze / Resolve on an alert thread (bot.alerts.ownership).
+    **{b.id: b.who for b in INCIDENT_BUTTONS},
 }
 # Answered only to the person who asked, unless an admin asks.
 PRIVATE_UNLESS_ADMIN = frozenset({"diagnose"})

@@ -99,6 +99,9 @@ class Settings:
     # When each diagnosis check turns yellow / red (PGCONN_DIAG_*; connection count from the
     # alert shares).
     diagnosis_thresholds: DiagnosisThresholds = DEFAULT_THRESHOLDS
+    # PagerDuty Events API v2 (bot.pagerduty): where events go, and the first retry's delay.
+    pagerduty_url: str = "https://events.pagerduty.com"
+    pagerduty_retry_s: float = 30.0
     # Each app's own channel / admins / PagerDuty escalation (PGCONN_APP_ROUTES, bot.apps), as
     # written; `directory` merges them with the defaults above.
     app_routes: tuple[tuple[str, AppEntry], ...] = ()
@@ -708,6 +711,22 @@ SETTINGS: tuple[Setting, ...] = (
         "refused and the buttons still work",
         _integer(0, 4500),
         default="500",
+    ),
+    Setting(
+        "PGCONN_PAGERDUTY_URL",
+        "pagerduty_url",
+        "base URL of PagerDuty's Events API v2 (events go to `/v2/enqueue`; an EU account may use "
+        "`https://events.eu.pagerduty.com`)",
+        _url(True),
+        default="https://events.pagerduty.com",
+    ),
+    Setting(
+        "PGCONN_PAGERDUTY_RETRY",
+        "pagerduty_retry_s",
+        "seconds before the first retry of an event PagerDuty did not take (429, 5xx, no answer); each "
+        "retry waits twice as long, at most 10 minutes",
+        _number(0.05, 600),
+        default="30",
     ),
     Setting(
         "PGCONN_LOG_LEVEL",

@@ -20,6 +20,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts import AlertEngine
+from bot.alerts.escalation import Escalator
 from bot.apps import AppDirectory
 from bot.authz import Authoriser
 from bot.config import Settings
@@ -34,6 +35,7 @@ from bot.state.home import ReadingStore
 from bot.state.incidents import Incident, IncidentStore
 from bot.state.inflight import InFlightStore
 from bot.state.metrics import MetricStore
+from bot.state.pagerduty import PagerDutyOutbox
 from bot.state.postmortems import PostmortemStore
 from bot.state.prevention import BudgetWatchStore
 from bot.state.remediation import ActionLedger, AuditLog
@@ -157,6 +159,8 @@ class Services:
         await self.inflight.gone()
         await self.inspector.close()
         await self.http.aclose()
+        if self.alerts.escalator is not None:
+            await self.alerts.escalator.aclose()
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -204,6 +208,16 @@ def build_services(settings: Settings) -> Services:
         else None
     )
     inspector = PostgresInspector(statement_timeout_ms=settings.db_statement_timeout_ms)
+    escalator = Escalator(
+        base_url=settings.pagerduty_url,
+        retry_s=settings.pagerduty_retry_s,
+        route=lambda app: (
+            settings.directory.for_app(app).pagerduty_routing_key,
+            settings.directory.for_app(app).escalate_after_s,
+        ),
+        slack=slack,
+        outbox=PagerDutyOutbox(redis) if redis is not None else None,
+    )
     alerts = AlertEngine(
         settings,
         heroku=heroku,
@@ -212,6 +226,7 @@ def build_services(settings: Settings) -> Services:
         incidents=IncidentStore(redis) if redis is not None else None,
         metrics=MetricStore(redis) if redis is not None else None,
         postmortems=PostmortemStore(redis) if redis is not None else None,
+        escalator=escalator,
     )
     services = Services(
         settings=settings,

@@ -13,6 +13,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.response import BoltResponse
 from starlette.routing import BaseRoute, Route
 
+from bot.alerts.ownership import INCIDENT_BUTTONS
 from bot.authz import foreign
 from bot.dependencies import Services
 from bot.render.home import REFRESH_ACTION
@@ -103,6 +104,8 @@ def register(app: AsyncApp, services: Services) -> None:
     app.command("/pgconn")(ack_first(slash.pgconn_command, services))
     for action_id in ACTION_IDS:
         app.action(action_id)(ack_first(actions.remediation_button, services, bounded=False))
+    for button in INCIDENT_BUTTONS:
+        app.action(button.id)(ack_first(actions.incident_button, services, bounded=False))
     app.event("message")(ack_first(events.message, services))
     app.event("app_home_opened")(ack_first(home.home_opened, services))
     # Clicks, as the remediation buttons (never refused as busy); the refresh is throttled itself.

@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 
+from bot.alerts import clicks as incident_clicks
 from bot.dependencies import Services
 from bot.remediation import clicks
 from bot.slack_delivery import tell
@@ -49,6 +50,28 @@ async def remediation_button(
 
     try:
         await clicks.execute(services, _click(body, action), reply)
+    except Exception as exc:  # noqa: BLE001 - a bug must still answer the clicker, and be logged
+        log.exception("click %s failed unexpectedly", str(action.get("action_id"))[:40])
+        await reply(f":x: pgconn failed unexpectedly ({type(exc).__name__}) handling this click. "
+                    "The details are in pgconn's log.")
+
+
+async def incident_button(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+) -> None:
+    """Acknowledge / Snooze / Resolve on an alert thread (bot.alerts.clicks)."""
+    await ack()
+    services: Services = context["services"]
+
+    async def reply(text: str) -> None:
+        await tell(respond, text)
+
+    try:
+        await incident_clicks.execute(services, _click(body, action), reply)
     except Exception as exc:  # noqa: BLE001 - a bug must still answer the clicker, and be logged
         log.exception("click %s failed unexpectedly", str(action.get("action_id"))[:40])
         await reply(f":x: pgconn failed unexpectedly ({type(exc).__name__}) handling this click. "

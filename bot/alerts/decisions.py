@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from bot.alerts.ownership import muted
 from bot.config import Settings
 from bot.detect import Severity, classify
 from bot.state.incidents import Incident, worse
@@ -223,9 +224,14 @@ def _follow_up(
             n = replace(n, poster=token, poster_at=now, told=n.severity, told_resolved=n.status == "resolved")
             post = True
     elif n.status == "open":
-        if n.severity != n.told and now - n.last_reply_at >= t.reply_interval_s:
+        if n.severity != n.told and muted(n, now):
+            n = replace(n, told=n.severity)  # snoozed: the thread hears nothing not worse than then
+        elif n.severity != n.told and now - n.last_reply_at >= t.reply_interval_s:
             reply = "severity"
             n = replace(n, told=n.severity, last_reply_at=now)
+            if n.snoozed_until > now:
+                # Worse than when snoozed: it breaks through, and the snooze holds at this level.
+                n = replace(n, snooze_level=n.severity)
         redraw_due = now - n.last_update_at >= t.update_interval_s
         if n.severity != s.severity or reply is not None or ((numbers_changed or n.dirty) and redraw_due):
             update = True

@@ -40,6 +40,8 @@ from bot.alerts.decisions import (
     reply_failed,
     update_failed,
 )
+from bot.alerts.escalation import Escalator
+from bot.alerts.ownership import Refusal, escalated, escalation_due, resolve
 from bot.config import Settings
 from bot.detect import Severity, Signal
 from bot.errors import DatabaseError, DatabaseFull, PgconnError, StateUnavailable
@@ -81,6 +83,7 @@ class AlertEngine:
         metrics: MetricStore | None,
         postmortems: PostmortemStore | None = None,
         thresholds: AlertPolicy | None = None,
+        escalator: Escalator | None = None,
         tick_s: float | None = None,
         workers: int = 4,
         clock: Callable[[], float] = time.time,
@@ -96,6 +99,7 @@ class AlertEngine:
         # once the thread has been told the incident is resolved, by itself or by hand.
         self.on_ended: Callable[[Incident], Awaitable[None]] | None = None
         self.t = thresholds or AlertPolicy.from_settings(settings)
+        self.escalator = escalator
         # Often enough that resolution lands within a fifth of resolve_after of its due time.
         if tick_s is None:
             tick_s = settings.alert_tick_s or min(15.0, max(0.2, self.t.resolve_after_s / 5))
@@ -273,6 +277,9 @@ class AlertEngine:
             await asyncio.sleep(self.tick_s)
             try:
                 await self.check()
+                if self.escalator is not None:
+                    # Every process sends what the PagerDuty outbox holds, whoever queued it.
+                    await self.escalator.deliver()
             except asyncio.CancelledError:
                 raise
             except StateUnavailable as exc:
@@ -436,36 +443,41 @@ class AlertEngine:
             await self._ended(incident)
 
     async def _ended(self, incident: Incident) -> None:
-        """The incident ended (its thread was just told): resolved by itself or by hand."""
+        """The incident ended (its thread was just told): resolved by itself or by hand. PagerDuty
+        resolves too when it was told of the incident (bot.alerts.escalation)."""
         log.info("incident ended: %s %s%s", incident.app, incident.database,
                  f" (resolved by {incident.resolved_by})" if incident.resolved_by else "")
+        if self.escalator is not None:
+            try:
+                await self.escalator.queue(incident, "resolve", by=incident.resolved_by)
+            except StateUnavailable as exc:
+                log.warning("pagerduty resolve of %s not queued: %s", incident.id, exc.message)
         if self.on_ended is not None:
             try:
                 await self.on_ended(incident)
             except Exception:  # noqa: BLE001 - the alert machinery must not fail with the post-mortem
                 log.exception("post-mortem of %s failed to start", incident.id)
 
-    async def resolve_by_hand(self, app: str, database: str, user: str) -> Incident | None:
-        """End the open incident of app+database now, as `user` (Slack id): the same path as an
-        incident that resolves by itself (the parent redrawn, the thread told, the post-mortem)."""
+    async def resolve_by_hand(
+        self, app: str, database: str, user: str, incident_id: str
+    ) -> Incident | Refusal:
+        """End the open incident `incident_id` of app+database now, as `user` (Slack id): the same path
+        as an incident that resolves by itself (the parent redrawn, the thread told, `_ended`: the
+        post-mortem, PagerDuty). Of two Resolves at once one wins; the other gets the Refusal."""
+        now = self.clock()
 
-        def resolve(cur: Incident) -> Decision:
-            if cur.status != "open":
-                return Decision()
-            now = self.clock()
-            n = replace(
-                cur, status="resolved", resolved_at=now, resolved_by=user, ok_since=cur.ok_since or now
-            )
+        def step(cur: Incident) -> Incident | Refusal:
+            done = resolve(cur, user, now)
+            if isinstance(done, Refusal):
+                return done
+            n = replace(done, ok_since=cur.ok_since or now)
             if not n.posted:
-                return Decision(n)  # after_post tells the thread once the parent is posted
-            n = replace(n, told_resolved=True, last_update_at=now, last_reply_at=now, dirty=False)
-            return Decision(n, update=True, reply="resolved")
+                return n  # after_post tells the thread once the parent is posted
+            return replace(n, told_resolved=True, last_update_at=now, last_reply_at=now, dirty=False)
 
-        done = await self._patch(app, database, resolve)
-        if done is None:
-            return None
-        stored, d = done
-        await self._act(stored, d, before=None)
+        stored = await self.change(app, database, incident_id, step)
+        if isinstance(stored, Incident) and stored.posted:
+            await self._act(stored, Decision(stored, update=True, reply="resolved"), before=None)
         return stored
 
     # -- Slack effects -----------------------------------------------------------
@@ -640,6 +652,7 @@ class AlertEngine:
                 if due:
                     obs = probed
             await self._step(app, database, obs, self.clock())
+            await self._escalate_if_due(app, database)
 
     def _probe_due(self, incident: Incident) -> bool:
         # heroku-postgres metrics, when they come, are the better witness; probe only
@@ -687,6 +700,55 @@ class AlertEngine:
         if incident is None or self.postmortems is None or incident.status != "open":
             return
         await self.postmortems.add_holders(incident.id, sample)
+
+    # -- people: acknowledge, snooze, resolve; the end of an incident; escalation ----------
+
+    async def change(
+        self, app: str, database: str, incident_id: str, step: Callable[[Incident], Incident | Refusal]
+    ) -> Incident | Refusal:
+        """Apply a person's step (bot.alerts.ownership) to the incident a button names, with the same
+        compare-and-set as every signal: of two clicks at once, one changes it and the other is told."""
+        assert self.incidents is not None
+        for attempt in range(20):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, LOST_RACE_BACKOFF_S * attempt))
+            incident = await self.incidents.load(app, database)
+            if incident is None or incident.id != incident_id:
+                return Refusal("this incident is over (a newer one may be open in its own thread)")
+            outcome = step(incident)
+            if isinstance(outcome, Refusal):
+                return outcome
+            stored = await self.incidents.commit(incident, outcome)
+            if stored is not None:
+                return stored
+        return Refusal("too many changes at once; click again")
+
+    async def redraw(self, incident: Incident) -> None:
+        """Redraw the parent now (a failure is retried by the periodic check, as for signals)."""
+        await self._update_parent(incident)
+
+    async def _escalate_if_due(self, app: str, database: str) -> None:
+        """Nobody acknowledged the incident in time: queue one PagerDuty trigger (one per incident,
+        whichever processes get here: the outbox refuses a second), then mark it on the incident."""
+        assert self.incidents is not None
+        after = self.escalator.escalate_after(app) if self.escalator is not None else None
+        if self.escalator is None or after is None:
+            return
+        now = self.clock()
+        incident = await self.incidents.load(app, database)
+        if incident is None or not escalation_due(incident, now, after):
+            return
+        if await self.escalator.queue(incident, "trigger"):
+            log.warning("incident %s unacknowledged for %gs: escalating to PagerDuty", incident.id, after)
+        done = await self._patch(
+            app,
+            database,
+            lambda cur: Decision(escalated(cur, now), update=True)
+            if cur.id == incident.id and escalation_due(cur, now, after)
+            else Decision(),
+        )
+        if done is not None:
+            await self._update_parent(done[0])
 
     # -- messages from other alerting tools ---------------------------------------------
 

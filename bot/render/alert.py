@@ -7,15 +7,15 @@ the thread opened — nothing that needs Heroku or Postgres again.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from bot.detect import Severity
 from bot.render.diagnosis import CAUSE_BLOCK_ID
+from bot.render.ownership import ownership_blocks
 from bot.render.remediation import ACTIONS_BLOCK_ID
 from bot.render.report import connections_line
-from bot.render.text import MAX_BLOCKS, MAX_TEXT, code, duration, escape, plural, sparkline, truncate
+from bot.render.text import MAX_BLOCKS, MAX_TEXT, code, duration, escape, plural, sparkline, truncate, when
 from bot.state.incidents import Incident
 
 SPARK_POINTS = 40
@@ -24,14 +24,6 @@ _TITLE = {
     Severity.WARN: ":warning: {target}: close to the connection limit",
     Severity.OK: ":information_source: {target}: connections",
 }
-
-
-def when(at: float | None) -> str:
-    """A Slack date token: shown in each reader's own time zone, UTC text as fallback."""
-    if not at:
-        return "—"
-    fallback = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
-    return f"<!date^{int(at)}^{{date_short_pretty}} {{time_secs}}|{fallback}>"
 
 
 def _target(incident: Incident) -> str:
@@ -154,6 +146,8 @@ def alert_blocks(
         blocks.append(_context(f"Latest refusal{role}: {excerpt}{_source(incident.source)}"))
     if incident.last_error and not incident.posted:
         blocks.append(_context(f"Posted late: Slack refused earlier ({escape(incident.last_error)})"))
+    # Who owns it, its snooze and escalation, and the Acknowledge / Resolve / Snooze controls.
+    blocks.extend(ownership_blocks(incident, now))
     part = _report_part(report, with_actions=not resolved)
     # The report's likely cause leads the alert too, right under what is happening.
     cause = [b for b in part if b.get("block_id") == CAUSE_BLOCK_ID]

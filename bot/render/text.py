@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -104,3 +105,11 @@ def duration(seconds: float | None) -> str:
 
 def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def when(at: float | None) -> str:
+    """A Slack date token: shown in each reader's own time zone, UTC text as fallback."""
+    if not at:
+        return "—"
+    fallback = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+    return f"<!date^{int(at)}^{{date_short_pretty}} {{time_secs}}|{fallback}>"

@@ -89,6 +89,15 @@ class Incident:
     dirty: bool = False  # the parent shows older numbers than these
     told: Severity = Severity.OK  # severity the thread was last told about
     told_resolved: bool = False
+    # People (bot.alerts.ownership): who acknowledged it and since when, a snooze (no replies of
+    # pgconn's own until `snoozed_until`, unless worse than `snooze_level`), and when it was
+    # escalated to PagerDuty. (Who resolved it by hand: `resolved_by` above.)
+    owner: str = ""
+    owned_at: float = 0.0
+    snoozed_by: str = ""
+    snoozed_until: float = 0.0
+    snooze_level: Severity = Severity.OK
+    escalated_at: float = 0.0
 
     @property
     def key(self) -> str:
@@ -118,12 +127,12 @@ def _member(app: str, database: str) -> str:
 
 _FIELDS = {f.name: f for f in fields(Incident)}
 _FLOATS = {"opened_at", "last_seen", "last_bad", "poster_at", "next_post_at", "last_update_at",
-           "last_reply_at"}
+           "last_reply_at", "owned_at", "snoozed_until", "escalated_at"}
 _OPT_FLOATS = {"ok_since", "resolved_at", "last_metric_at"}
 _INTS = {"version", "signals", "fatal", "post_failures"}
 _OPT_INTS = {"current", "limit"}
 _BOOLS = {"dirty", "told_resolved"}
-_SEVERITIES = {"severity", "peak", "told"}
+_SEVERITIES = {"severity", "peak", "told", "snooze_level"}
 
 
 def to_hash(incident: Incident) -> dict[str, str]:
