@@ -88,7 +88,7 @@ async def test_events_go_out_in_order_and_make_one_pagerduty_incident(
     sender = escalator(outbox, pagerduty.url, clock)
     a = incident(2)
     for action in ("trigger", "acknowledge", "resolve"):
-        assert await sender.queue(a, action)  # type: ignore[arg-type]
+        assert await sender.queue(a, action)
     await asyncio.gather(sender.deliver(), escalator(outbox, pagerduty.url, clock).deliver())
     (pd,) = pagerduty.all_incidents()
     assert (pd.dedup_key, pd.log, pd.status) == (a.id, ["trigger", "acknowledge", "resolve"], "resolved")
