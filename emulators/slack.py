@@ -810,6 +810,14 @@ class SlackEmulator(SurfaceRequests):
             "type": element.get("type", "button"),
             "action_ts": f"{time.time():.6f}",
         }
+        if action["type"] in ("overflow", "static_select"):
+            # A menu's choice comes as `selected_option` (the option object), with no `value` or
+            # `text` of the element's own (api.slack.com/reference/interaction-payloads/block-actions).
+            chosen = next((o for o in element.get("options") or [] if o.get("value") == value), None)
+            action.pop("value")
+            action.pop("text")
+            shown = {"type": "plain_text", "text": value}
+            action["selected_option"] = chosen or {"text": shown, "value": value}
         if "style" in element:
             action["style"] = element["style"]
         container: dict[str, Any] = {

@@ -76,7 +76,13 @@ def _counts(incident: Incident) -> str:
 
 def _summary(incident: Incident, now: float, resolve_after_s: float) -> str:
     lines = []
-    if incident.status == "resolved":
+    if incident.status == "resolved" and incident.resolved_by:
+        lasted = (incident.resolved_at or now) - incident.opened_at
+        lines.append(
+            f"*Resolved by hand* after {duration(lasted)}, by <@{incident.resolved_by}>. "
+            f"Peak: *{incident.peak.value}*."
+        )
+    elif incident.status == "resolved":
         lasted = (incident.resolved_at or now) - incident.opened_at
         how = (
             f"resolved by hand by <@{incident.resolved_by}>"
@@ -166,6 +172,8 @@ def alert_text(incident: Incident) -> str:
         if incident.current is not None and incident.limit
         else str(incident.current if incident.current is not None else "?")
     )
+    if incident.status == "resolved" and incident.resolved_by:
+        return f"Resolved by hand: {incident.app} ({incident.database}) database connections"
     if incident.status == "resolved":
         return f"Resolved: {incident.app} ({incident.database}) database connections back to normal"
     word = "out of" if incident.severity is Severity.CRITICAL else "close to the limit of"
