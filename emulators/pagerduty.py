@@ -156,6 +156,8 @@ class PagerDutyEmulator:
         if failure is not None:
             with self.lock:
                 self.events.append(ReceivedEvent(time.time(), failure.status, body, "failed"))
+            if failure.status == 400:
+                return self._invalid(body, ["emulated refusal"], record=False)
             return _answer(failure.status, {"status": "error", "message": "emulated failure"})
         if len(raw) > MAX_BODY_BYTES:
             return self._invalid(body, ["Event payload is larger than 512 KB"])
@@ -175,9 +177,10 @@ class PagerDutyEmulator:
             self.events.append(ReceivedEvent(time.time(), 202, body, outcome))
         return _answer(202, {"status": "success", "message": "Event processed", "dedup_key": dedup_key})
 
-    def _invalid(self, body: dict[str, Any] | None, errors: list[str]) -> Response:
-        with self.lock:
-            self.events.append(ReceivedEvent(time.time(), 400, body, "invalid"))
+    def _invalid(self, body: dict[str, Any] | None, errors: list[str], *, record: bool = True) -> Response:
+        if record:
+            with self.lock:
+                self.events.append(ReceivedEvent(time.time(), 400, body, "invalid"))
         return _answer(
             400, {"status": "invalid event", "message": "Event object is invalid", "errors": errors}
         )

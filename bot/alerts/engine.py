@@ -378,8 +378,14 @@ class AlertEngine:
             limit = await self._limit(app, known, database)
             await self._step(app, database, replace(obs, limit=limit), now)
 
-    async def _step(self, app: str, database: str, obs: Observation, now: float) -> None:
-        """Load → decide → compare-and-set (retried on a lost race) → act."""
+    async def _step(
+        self, app: str, database: str, obs: Observation, now: float, *, opens: bool = True
+    ) -> None:
+        """Load → decide → compare-and-set (retried on a lost race) → act.
+
+        `opens=False` (the periodic check's probe) moves an incident on but never opens one: the
+        incident it looked at may be gone or resolved (by hand) by now, and a probe is no signal: only
+        drain signals open incidents. (Without a probe the step still finishes a resolved thread.)"""
         assert self.incidents is not None
         channel = self.channel_for(app)
         if channel is None:
@@ -392,6 +398,8 @@ class AlertEngine:
                 # batch's signals are lost (4 processes did, in tests/bot/test_incidents.py).
                 await asyncio.sleep(random.uniform(0, LOST_RACE_BACKOFF_S * attempt))
             incident = await self.incidents.load(app, database)
+            if not opens and (incident is None or incident.status == "resolved") and obs != Observation():
+                return
             d = decide(
                 incident,
                 obs,
@@ -651,7 +659,7 @@ class AlertEngine:
                 probed = await self._probe(app, database, incident, witness=due)
                 if due:
                     obs = probed
-            await self._step(app, database, obs, self.clock())
+            await self._step(app, database, obs, self.clock(), opens=False)
             await self._escalate_if_due(app, database)
 
     def _probe_due(self, incident: Incident) -> bool:
