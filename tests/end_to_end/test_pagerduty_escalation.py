@@ -119,7 +119,9 @@ async def test_an_unacknowledged_incident_escalates_once_then_acknowledge_and_re
     assert "nobody acknowledged this incident in time" in escalated.text
     await pager.until(lambda: ":pager: Escalated to PagerDuty" in blocks_of(parent))
     incident = pagerduty.incident(dedup)
-    assert incident is not None and incident.status == "triggered" and incident.severity == "critical"
+    # Critical from the refusals; warning once pgconn's probe counts the 17 held connections.
+    assert incident is not None and incident.status == "triggered"
+    assert incident.severity in ("critical", "warning")
     assert "my-app" in incident.summary and incident.routing_key == ROUTING_KEY
     # Both processes kept checking the incident; PagerDuty got one trigger, and has one incident.
     await pager.until(lambda: outbox_empty(redis_server))
@@ -175,6 +177,10 @@ async def test_an_outage_is_retried_and_the_event_outlives_the_processes_that_qu
     (warning,) = await pager.until(lambda: said(pager, parent, "PagerDuty did not take the *trigger*"))
     assert "HTTP 503" in warning.text and "tries again" in warning.text
     await pager.until(lambda: len(pagerduty.received("trigger")) >= 3)  # retried, with back-off
+    # Killed between two attempts (a process killed while sending holds the incident's send lease,
+    # bot.state.pagerduty.LEASE_S, and the next process waits that out).
+    store = redis.Redis.from_url(pager_redis_url(redis_server))
+    await pager.until(lambda: not store.keys("pgconn:pagerduty:lease:*"))
     for process in pager_bots:
         os.kill(process.process.pid, signal.SIGKILL)
         process.process.wait()
@@ -190,4 +196,4 @@ async def test_an_outage_is_retried_and_the_event_outlives_the_processes_that_qu
     assert incident is not None and incident.triggers == 1 and incident.log[0] == "trigger"
     assert incident.log in (["trigger"], ["trigger", "resolve"])
     assert len(said(pager, parent, "PagerDuty did not take")) == 1  # said once, not at every retry
-    assert outbox_empty(redis_server)
+    await pager.until(lambda: outbox_empty(redis_server))
