@@ -1,8 +1,10 @@
-"""Remediation buttons: ack, read the click, hand it to the safety protocol in bot.remediation.clicks."""
+"""Buttons: ack, read the click, hand it to its protocol: the fixes' (bot.remediation.clicks), or an
+alert thread's Acknowledge / Snooze / Resolve (bot.alerts.clicks)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
@@ -43,17 +45,7 @@ async def remediation_button(
     context: AsyncBoltContext,
 ) -> None:
     await ack()
-    services: Services = context["services"]
-
-    async def reply(text: str) -> None:
-        await tell(respond, text)
-
-    try:
-        await clicks.execute(services, _click(body, action), reply)
-    except Exception as exc:  # noqa: BLE001 - a bug must still answer the clicker, and be logged
-        log.exception("click %s failed unexpectedly", str(action.get("action_id"))[:40])
-        await reply(f":x: pgconn failed unexpectedly ({type(exc).__name__}) handling this click. "
-                    "The details are in pgconn's log.")
+    await _run(clicks.execute, body, action, respond, context)
 
 
 async def incident_button(
@@ -65,13 +57,23 @@ async def incident_button(
 ) -> None:
     """Acknowledge / Snooze / Resolve on an alert thread (bot.alerts.clicks)."""
     await ack()
+    await _run(incident_clicks.execute, body, action, respond, context)
+
+
+async def _run(
+    execute: Callable[[Services, clicks.Click, clicks.Tell], Awaitable[object]],
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+) -> None:
     services: Services = context["services"]
 
     async def reply(text: str) -> None:
         await tell(respond, text)
 
     try:
-        await incident_clicks.execute(services, _click(body, action), reply)
+        await execute(services, _click(body, action), reply)
     except Exception as exc:  # noqa: BLE001 - a bug must still answer the clicker, and be logged
         log.exception("click %s failed unexpectedly", str(action.get("action_id"))[:40])
         await reply(f":x: pgconn failed unexpectedly ({type(exc).__name__}) handling this click. "

@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from emulators.heroku import HerokuEmulator
+from emulators.pagerduty import PagerDutyEmulator
 from emulators.serve import serve_in_thread
 from emulators.slack import SlackEmulator
 from sandbox.load import ConnectionLoad
@@ -131,6 +132,15 @@ def slack() -> Iterator[SlackEmulator]:
     emulator.url = running.url
     yield emulator
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def pagerduty() -> Iterator[PagerDutyEmulator]:
+    """PagerDuty's Events API v2 (emulators/pagerduty.py); tests reset() it before use."""
+    emulator = PagerDutyEmulator()
+    emulator.start()
+    yield emulator
+    emulator.stop()
 
 
 @pytest.fixture(scope="session")

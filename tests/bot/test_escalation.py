@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -20,14 +20,6 @@ from sandbox.servers import LocalRedis
 KEY = "P" + "2" * 31
 # Its own Redis database: the end-to-end fixtures flush 0 and 1.
 DB = 5
-
-
-@pytest.fixture(scope="module")
-def pagerduty() -> Iterator[PagerDutyEmulator]:
-    emulator = PagerDutyEmulator()
-    emulator.start()
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ docs/events-API-v2/01-Overview.md and 02-Trigger-Events.md): answers, validation
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,14 +12,6 @@ from emulators.pagerduty import PagerDutyEmulator
 
 KEY = "R" + "0" * 31  # 32 characters
 OTHER_KEY = "Q" + "1" * 31
-
-
-@pytest.fixture(scope="module")
-def pagerduty() -> Iterator[PagerDutyEmulator]:
-    emulator = PagerDutyEmulator()
-    emulator.start()
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture

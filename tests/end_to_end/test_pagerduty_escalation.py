@@ -31,14 +31,6 @@ ROUTING_KEY = "R0PGCONNTEST" + "7" * 20  # 32 characters, like an Events API v2 
 OTHER_TEAM_ADMIN = "UOTHERTEAM"
 
 
-@pytest.fixture(scope="module")
-def pagerduty() -> Iterator[PagerDutyEmulator]:
-    emulator = PagerDutyEmulator()
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
 def pager_redis_url(redis_server: LocalRedis) -> str:
     return redis_server.url.rsplit("/", 1)[0] + "/2"
 
