@@ -206,12 +206,15 @@ def test_heroku_budget_counts_the_refill_since_heroku_last_said() -> None:
 
 
 def test_every_verb_and_button_has_a_rule_and_the_changing_ones_are_admin_only() -> None:
+    from bot.alerts.ownership import INCIDENT_BUTTONS
     from bot.authz import RULES
     from bot.commands import VERBS
     from bot.render.remediation import ACTION_IDS
 
-    assert set(RULES) == set(VERBS) | set(ACTION_IDS)
-    assert {what for what, who in RULES.items() if who == "admin"} == {"watch", "unwatch", *ACTION_IDS}
+    incident_ids = {b.id for b in INCIDENT_BUTTONS}
+    assert set(RULES) == set(VERBS) | set(ACTION_IDS) | incident_ids
+    admin_only = {what for what, who in RULES.items() if who == "admin"}
+    assert admin_only == {"watch", "unwatch", *ACTION_IDS, *incident_ids}
 
 
 @pytest.mark.parametrize(
