@@ -76,13 +76,7 @@ def _counts(incident: Incident) -> str:
 
 def _summary(incident: Incident, now: float, resolve_after_s: float) -> str:
     lines = []
-    if incident.status == "resolved" and incident.resolved_by:
-        lasted = (incident.resolved_at or now) - incident.opened_at
-        lines.append(
-            f"*Resolved by hand* after {duration(lasted)}, by <@{incident.resolved_by}>. "
-            f"Peak: *{incident.peak.value}*."
-        )
-    elif incident.status == "resolved":
+    if incident.status == "resolved":
         lasted = (incident.resolved_at or now) - incident.opened_at
         how = (
             f"resolved by hand by <@{incident.resolved_by}>"

@@ -38,8 +38,6 @@ def ownership_line(incident: Incident, now: float) -> str | None:
         )
     if incident.escalated_at:
         parts.append(f":pager: Escalated to PagerDuty {when(incident.escalated_at)}")
-    if incident.resolved_by:
-        parts.append(f":white_check_mark: Resolved by <@{incident.resolved_by}>")
     return " · ".join(parts) or None
 
 
