@@ -168,6 +168,8 @@ async def test_resolve_by_hand_ends_the_incident_and_a_later_refusal_opens_a_new
     assert [r["action"] for r in audit(alerts)] == [RESOLVE.id]
     # Ended through the engine's one "incident ended" path (the post-mortem hangs on it too).
     assert f"incident ended: my-app {addon('my-app')} (resolved by {ADMIN})" in alerts.bot.logs()
+    (postmortem,) = await alerts.until(lambda: said(alerts, first, "Post-mortem: my-app"))
+    assert "resolved by hand" in blocks_of(postmortem) or f"<@{ADMIN}>" in blocks_of(postmortem)
     # The old thread's buttons (an older version of the message) change nothing now.
     response = await alerts.slack.click(
         action_id=ACKNOWLEDGE.id, value=incident_id, user_id=ADMIN, channel_id=alerts.channel,
