@@ -147,6 +147,18 @@ def create_app(sandbox: Sandbox) -> Starlette:
         await run_in_threadpool(sandbox.stop_load)
         return JSONResponse({"ok": True})
 
+    async def file(request: Request) -> Response:
+        """A file pgconn uploaded (as Slack's url_private would serve it to the workspace)."""
+        slack = sandbox.slack
+        assert slack is not None
+        with slack.lock:
+            stored = slack.files.get(request.path_params["file_id"])
+            if stored is None or not stored.completed or stored.data is None:
+                return Response("not found", status_code=404)
+            # Markdown as text, so the browser shows it instead of downloading it.
+            kind = "text/plain; charset=utf-8" if stored.mimetype.startswith("text/") else stored.mimetype
+            return Response(stored.data, media_type=kind, headers={"Cache-Control": "no-store"})
+
     async def bad_request(request: Request, exc: Exception) -> Response:
         return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
 
@@ -163,6 +175,7 @@ def create_app(sandbox: Sandbox) -> Starlette:
             Route("/sandbox/ramp", ramp, methods=["POST"]),
             Route("/sandbox/stop-load", stop_load, methods=["POST"]),
             Route("/sandbox/scale", scale, methods=["POST"]),
+            Route("/sandbox/files/{file_id}", file, methods=["GET"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         exception_handlers={BadRequest: bad_request},
@@ -227,6 +240,19 @@ def _message(slack: Any, m: Message) -> dict[str, Any]:
         "text": m.text,
         "blocks": m.blocks,
         "edited": len(m.edits),
+        # Files shared with the message (files.completeUploadExternal), served by /sandbox/files/.
+        "files": [
+            {
+                "id": f.id,
+                "name": f.filename,
+                "title": f.title or f.filename,
+                "mimetype": f.mimetype,
+                "size": len(f.data or b""),
+                "url": f"/sandbox/files/{f.id}",
+            }
+            for f in (slack.files.get(i) for i in m.files)
+            if f is not None
+        ],
     }
 
 

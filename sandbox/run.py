@@ -192,11 +192,11 @@ class Sandbox:
                 "PGCONN_ALERT_CHANNEL": ALERT_CHANNEL,
                 "PGCONN_DRAIN_TOKEN": drain_token,
                 "PGCONN_PUBLIC_URL": bot_url,
-                # Demo pacing: a person watches, so updates come quickly and incidents resolve
-                # a minute after the connections are back.
+                # Demo pacing: a person watches, so updates come quickly and incidents end (with
+                # their post-mortem) 20 seconds after the connections are back.
                 "PGCONN_HEROKU_TIMEOUT": "5",
                 "PGCONN_KILL_IDLE_AFTER": "10",
-                "PGCONN_RESOLVE_AFTER": "60",
+                "PGCONN_RESOLVE_AFTER": "20",
                 "PGCONN_ALERT_UPDATE_INTERVAL": "1",
                 "PGCONN_ALERT_REPLY_INTERVAL": "10",
                 "PGCONN_RESTART_POLL": "0.5",

@@ -270,10 +270,17 @@ def prevention(
     """What would keep it from coming back: the budget maths first, then the cause's own advice."""
     out: list[str] = []
     if budget is not None:
+        before = start.budget
         if budget.verdict == "over":
             out.append(
                 f"The formation can open {budget.total} connections against {budget.limit}: it will run "
                 "out again at full load until one of these is done:"
+            )
+        elif before is not None and before.verdict == "over":
+            out.append(
+                f"When it ran out, the formation could open {before.total} connections against "
+                f"{before.limit}; now it is {budget.text}. For the next scale-up or concurrency change, "
+                "sized by the same maths:"
             )
         elif peak is not None and limit and peak >= limit:
             out.append(

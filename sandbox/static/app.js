@@ -298,6 +298,29 @@ function closeConfirm(confirmed) {
 
 // ---- channels -----------------------------------------------------------------------------
 
+// Files pgconn uploaded (the post-mortem's chart and Markdown): images shown, others linked.
+function renderFiles(files) {
+  const box = el("div", "files");
+  for (const f of files) {
+    const card = el("div", "file");
+    card.dataset.fileId = f.id;
+    if ((f.mimetype || "").startsWith("image/")) {
+      const img = document.createElement("img");
+      img.src = f.url;
+      img.alt = f.title || f.name;
+      img.className = "file-image";
+      card.appendChild(img);
+    }
+    const link = el("a", "file-name", `${f.title || f.name} · ${f.name} · ${Math.max(1, Math.round(f.size / 1024))} KB`);
+    link.href = f.url;
+    link.target = "_blank";
+    link.rel = "noopener";
+    card.appendChild(link);
+    box.appendChild(card);
+  }
+  return box;
+}
+
 function renderMessage(msg, channel, users, threadOf) {
   const row = el("div", "message" + (msg.ephemeral ? " ephemeral" : ""));
   row.dataset.ts = msg.ts;
@@ -320,6 +343,7 @@ function renderMessage(msg, channel, users, threadOf) {
   const ctx = { channel, ts: msg.ts, users, threadOf: threadOf || msg.ts };
   if (Array.isArray(msg.blocks) && msg.blocks.length) body.appendChild(renderBlocks(msg.blocks, ctx));
   else body.appendChild(textObject({ type: "mrkdwn", text: msg.text }, users));
+  if (Array.isArray(msg.files) && msg.files.length) body.appendChild(renderFiles(msg.files));
   if (msg.ephemeral) body.appendChild(el("div", "ephemeral-note", "Only visible to you"));
 
   const replies = msg.replies || [];

@@ -143,6 +143,10 @@ def test_the_summary_tells_the_incident_in_order() -> None:
     assert "its connection pool leaks" in pm.prevention[2]
     by_hand = postmortem(resolved_by="UBOB")
     assert by_hand.timeline()[-1].what == "Resolved: resolved by hand by <@UBOB>"
+    scaled_back = postmortem(start=Start(budget=BudgetFigure(23, 20, "over")))
+    assert scaled_back.prevention[0].startswith(
+        "When it ran out, the formation could open 23 connections against 20; now it is 14 of 20: fits."
+    )
     over = postmortem(budget_after=BudgetFigure(23, 20, "over"), start=Start())
     assert over.prevention[0].startswith("The formation can open 23 connections against 20")
     assert over.cause == "pgconn's diagnosis named no single cause"

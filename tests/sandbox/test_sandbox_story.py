@@ -111,6 +111,7 @@ def test_exhaust_alert_kill_all_then_pgbouncer(sandbox: RunningSandbox, page: An
     assert refusals >= 1, "Postgres should have refused the connections over the limit"
     alert = alerts.locator(".messages > .message", has=page.locator("button.bk-button", has_text="Kill all"))
     expect(alert).to_contain_text("demo-app")
+    thread = alerts.locator(f".messages > .message[data-ts='{alert.get_attribute('data-ts')}']")
     drain = sandbox.state()["drain"]
     assert drain and drain[0]["status"] in (200, 202, 204), drain
     assert any("too many connections for role" in line for line in drain[0]["lines"])
@@ -195,6 +196,27 @@ def test_exhaust_alert_kill_all_then_pgbouncer(sandbox: RunningSandbox, page: An
     expect(verified_pgbouncer).to_contain_text("verified:")
     expect(verified_pgbouncer).to_contain_text(f"within the pool of {per_dyno_cap}")
     shot(page, "08-pgbouncer-verified")
+
+    # 8. The incident ends by itself (20 s below the threshold in the sandbox, 5 minutes by
+    #    default): its post-mortem in the thread, and the chart of connections by holder
+    #    uploaded through Slack's file flow, displayed as an image.
+    # (Resolved, the parent drops its buttons: found by its ts from here on.)
+    postmortem = thread.locator(".replies .message", has=page.locator(".bk-header", has_text="Post-mortem"))
+    expect(postmortem).to_contain_text("Post-mortem: demo-app", timeout=40_000)
+    expect(postmortem).to_contain_text("ran Kill all")
+    expect(postmortem).to_contain_text("What would keep it from coming back")
+    chart = thread.locator(".replies .message img.file-image")
+    expect(chart).to_be_visible()
+    size = chart.evaluate("img => img.complete ? [img.naturalWidth, img.naturalHeight] : null")
+    assert size == [900, 420], size
+    expect(thread.locator(".replies .message .file-name", has_text="postmortem-demo-app.md")).to_be_visible()
+    chart.scroll_into_view_if_needed()
+    shot(page, "09-postmortem")
+    # Kept as pgconn wrote them (the README's example post-mortem comes from such a run).
+    for link in thread.locator(".replies .message .file a.file-name").all():
+        href = link.get_attribute("href")
+        name = link.inner_text().split(" · ")[1]
+        (ARTIFACTS / name).write_bytes(page.request.get(f"{sandbox.url}{href}").body())
 
 
 def test_messages_render_as_text_not_markup(sandbox: RunningSandbox, page: Any) -> None:
