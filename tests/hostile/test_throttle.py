@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.conftest import System
-from tests.harness import ADMIN, OPS_CHANNEL
+from tests.harness import ADMIN, ALERT_CHANNEL, OPS_CHANNEL
 from tests.hostile.helpers import dedicated_bot, post_report, thread_reply
 
 
@@ -21,10 +21,14 @@ def reports(system: System) -> int:
 async def test_one_person_repeating_a_command_is_refused_beyond_the_rate_and_others_are_not(
     system: System,
 ) -> None:
+    # In the app's alert channel, where its audit is anyone's to read (bot/authz.py "team"): a
+    # refusal here can only be the throttle's.
     with dedicated_bot(system, PGCONN_USER_RATE="3"):
         for _ in range(5):
-            await system.slack.send_slash_command("my-app audit", user_id="UREPEATER", channel_id=OPS_CHANNEL)
-        await system.slack.send_slash_command("my-app audit", user_id="UOTHER01", channel_id=OPS_CHANNEL)
+            await system.slack.send_slash_command(
+                "my-app audit", user_id="UREPEATER", channel_id=ALERT_CHANNEL
+            )
+        await system.slack.send_slash_command("my-app audit", user_id="UOTHER01", channel_id=ALERT_CHANNEL)
         got = await system.slack.wait_for(
             lambda: (lambda a, b: (a, b) if len(a) == 5 and len(b) == 1 else None)(
                 answers(system, "UREPEATER"), answers(system, "UOTHER01")
