@@ -165,7 +165,15 @@ async def gather(services: Services, user: str, *, now: float | None = None) -> 
 
 async def publish(services: Services, user: str, *, notice: str = "", refreshing: str = "") -> bool:
     """Draw and publish `user`'s Home tab; False (and a log line) when Slack refused it."""
-    view = await gather(services, user)
+    try:
+        view = await gather(services, user)
+    except Exception as exc:  # noqa: BLE001 - a bug must still show the person something, and be logged
+        log.exception("drawing the Home tab of %s failed unexpectedly", user)
+        view = HomeView(
+            apps=[], now=time.time(), stale_after_s=STALE_AFTER_S,
+            problems=(f"pgconn failed unexpectedly ({type(exc).__name__}) drawing this tab; "
+                      "the details are in pgconn's log.",),
+        )
     if notice:
         view = HomeView(
             apps=view.apps, now=view.now, stale_after_s=view.stale_after_s, hidden=view.hidden,

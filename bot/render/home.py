@@ -226,7 +226,7 @@ def home_view(view: HomeView) -> dict[str, Any]:
         # pgconn's own sentences (outside text in them was made inert by whoever wrote them).
         text = ":warning: " + " ".join(view.problems)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, MAX_TEXT)}})
-    if not apps:
+    if not apps and not view.problems:
         blocks.append(
             {
                 "type": "section",
