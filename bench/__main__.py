@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import drain_scenarios as drain
-from bench import prevention, scenarios
+from bench import home, prevention, scenarios
 from bench.common import DEFAULT, QUICK, Context
 from bench.profiling import profiled, summarize
 from bench.system import (
@@ -38,7 +38,7 @@ from bench.table import Results, git_revision, machine, render_markdown, render_
 from sandbox.process import BotProcess
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = {"1", "2", "3", "4", "5", "6", "7"}
+SCENARIOS = {"1", "2", "3", "4", "5", "6", "7", "8"}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -146,6 +146,8 @@ async def run(args: argparse.Namespace, results: Results) -> None:
         if "5" in args.only:
             scenarios.keeper_cost(ctx, dual_apps, bot_started, time.time())
         system.stop_bot(bot)
+        # A bot of its own, alone: the others' alert ticks would probe its seeded incidents.
+        await step("8", "home tab", None, lambda: home.home_tab(ctx))
         if args.only & {"3", "5", "6"}:
             say("starting a fresh bot for drain ingest and memory", started)
             fresh = system.start_bot()
