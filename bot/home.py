@@ -73,8 +73,11 @@ async def _incident(services: Services, incident: Incident) -> HomeIncident:
         limit=incident.limit,
         link=link,
         channel=incident.channel,
+        # Ownership, snooze and escalation (bot.alerts.ownership), on incidents that record them.
         owner=str(getattr(incident, "owner", "") or ""),
-        snoozed_until=getattr(incident, "snoozed_until", None),
+        owned_at=float(getattr(incident, "owned_at", 0.0) or 0.0),
+        snoozed_until=getattr(incident, "snoozed_until", None) or None,
+        escalated=bool(getattr(incident, "escalated_at", 0.0)),
     )
 
 

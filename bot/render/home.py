@@ -50,8 +50,10 @@ class HomeIncident:
     limit: int | None
     link: str | None  # the thread's permalink; None when Slack would not give one
     channel: str
-    owner: str = ""  # who acknowledged it (user id), when incidents can be owned
+    owner: str = ""  # who acknowledged it (user id)
+    owned_at: float = 0.0
     snoozed_until: float | None = None
+    escalated: bool = False  # sent to PagerDuty
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,12 @@ def _incident(i: HomeIncident, now: float) -> str:
     where = f"<{i.link}|thread>" if i.link else f"in <#{i.channel}> (no link: Slack gave none)"
     text = f"{icon} *{i.severity}* incident{numbers}, open {duration(now - i.opened_at)} · {where}"
     if i.owner:
-        text += f" · owned by <@{i.owner}>"
+        since = f" for {duration(now - i.owned_at)}" if i.owned_at else ""
+        text += f" · owned by <@{i.owner}>{since}"
+    else:
+        text += " · not acknowledged"
+    if i.escalated:
+        text += " · escalated to PagerDuty"
     if i.snoozed_until and i.snoozed_until > now:
         text += f" · snoozed {duration(i.snoozed_until - now)} more"
     return text

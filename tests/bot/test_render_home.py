@@ -56,7 +56,7 @@ def busy_app(i: int) -> HomeApp:
             HomeIncident(
                 severity="critical", opened_at=NOW - 600, current=20, limit=20,
                 link=f"https://pgconn.slack.com/archives/C0ALERTS/p17000000000000{k}", channel="C0ALERTS",
-                owner="U0ALICE", snoozed_until=NOW + 600,
+                owner="U0ALICE", owned_at=NOW - 300, snoozed_until=NOW + 600, escalated=True,
             )
             for k in range(2)
         ),
@@ -108,7 +108,8 @@ def test_an_app_shows_its_numbers_trend_budget_incident_watch_and_actions() -> N
     assert "*Last 30 min:* `" in text and "low 3 · high 19" in text
     assert "over the limit by 9" in text
     assert "<https://pgconn.slack.com/archives/C0ALERTS/p170000000000000|thread>" in text
-    assert "owned by <@U0ALICE>" in text and "snoozed 10m 00s more" in text
+    assert "owned by <@U0ALICE> for 5m 00s" in text and "snoozed 10m 00s more" in text
+    assert "escalated to PagerDuty" in text
     assert "*Watch:* on" in text
     assert ":white_check_mark: killall by <@U0ALICE>" in text and ":x: killall" in text
     assert "Could not read the audit log." in text
