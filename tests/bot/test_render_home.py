@@ -19,6 +19,7 @@ from bot.render.home import (
     stale,
 )
 from bot.state.home import Reading
+from bot.state.metrics import WINDOW_S
 from bot.state.remediation import AuditRecord
 from emulators.slack_views import VIEW_MAX_BYTES, view_errors
 
@@ -105,7 +106,7 @@ def test_an_app_shows_its_numbers_trend_budget_incident_watch_and_actions() -> N
     text = texts(home_view(HomeView(apps=[app], now=NOW, stale_after_s=STALE_S)))
     # The drain's sample (50 min old) is newer than the report (2 h old): its count is shown.
     assert "*Connections:* *19/20*" in text and "log drain" in text
-    assert "*Last 30 min:* `" in text and "low 3 · high 19" in text
+    assert f"*Last {WINDOW_S // 60} min:* `" in text and "low 3 · high 19" in text
     assert "over the limit by 9" in text
     assert "<https://pgconn.slack.com/archives/C0ALERTS/p170000000000000|thread>" in text
     assert "owned by <@U0ALICE> for 5m 00s" in text and "snoozed 10m 00s more" in text

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from bot.render.home import REFRESH_ACTION
+from bot.state.metrics import WINDOW_S
 from emulators.slack import Message
 from tests.bot.samples import frame, metric_line
 from tests.conftest import System
@@ -133,7 +134,7 @@ async def test_an_open_incident_links_its_thread_and_the_drain_draws_the_trend(a
     assert f"<{alerts.slack.permalink(parent)}|thread>" in text
     assert ":red_circle: *critical* incident 118/120" in text
     assert "*Connections:* *118/120*" in text and "log drain, just now" in text
-    assert "*Last 30 min:* `" in text and "low 40 · high 118" in text
+    assert f"*Last {WINDOW_S // 60} min:* `" in text and "low 40 · high 118" in text
     assert "*Watch:* off" in text  # the drain here was never set up by `watch`
 
 
