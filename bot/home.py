@@ -73,11 +73,11 @@ async def _incident(services: Services, incident: Incident) -> HomeIncident:
         limit=incident.limit,
         link=link,
         channel=incident.channel,
-        # Ownership, snooze and escalation (bot.alerts.ownership), on incidents that record them.
-        owner=str(getattr(incident, "owner", "") or ""),
-        owned_at=float(getattr(incident, "owned_at", 0.0) or 0.0),
-        snoozed_until=getattr(incident, "snoozed_until", None) or None,
-        escalated=bool(getattr(incident, "escalated_at", 0.0)),
+        # Who owns it, its snooze, its escalation (bot.alerts.ownership).
+        owner=incident.owner,
+        owned_at=incident.owned_at,
+        snoozed_until=incident.snoozed_until or None,
+        escalated=bool(incident.escalated_at),
     )
 
 

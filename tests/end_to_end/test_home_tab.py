@@ -9,12 +9,14 @@ import json
 import time
 from typing import Any
 
+from bot.alerts.ownership import ACKNOWLEDGE
 from bot.render.home import REFRESH_ACTION
 from bot.state.metrics import WINDOW_S
 from emulators.slack import Message
 from tests.bot.samples import frame, metric_line
 from tests.conftest import System
 from tests.end_to_end.conftest import WAIT_S, Alerts, addon
+from tests.end_to_end.test_incident_ownership import value_of
 from tests.harness import ADMIN, CHANNEL_MEMBER, OPS_CHANNEL, STRANGER, bot_env, new_port, settled, start_bot
 from tests.support import blocks_text
 
@@ -128,11 +130,18 @@ async def test_an_open_incident_links_its_thread_and_the_drain_draws_the_trend(a
         assert (await alerts.drain(body, app=app)).status_code == 204
     parent = await alerts.one_parent()
     await alerts.until(lambda: "*Critical*" in blocks_text(parent.blocks))
+    # Acknowledged on its thread (a signed click): the Home tab names the owner.
+    await alerts.until(lambda: ACKNOWLEDGE.id in str(parent.blocks))
+    await alerts.slack.click(
+        action_id=ACKNOWLEDGE.id, value=value_of(parent, ACKNOWLEDGE.id), user_id=ADMIN, channel_id=alerts.channel,
+        message_ts=parent.ts,
+    )
+    await alerts.until(lambda: "acknowledged" in blocks_text(parent.blocks).lower())
     await alerts.slack.open_home(ADMIN)
     view = await alerts.until(lambda: published(alerts, ADMIN))
     text = blocks_text([app_section(view, app)])
     assert f"<{alerts.slack.permalink(parent)}|thread>" in text
-    assert ":red_circle: *critical* incident 118/120" in text
+    assert ":red_circle: *critical* incident 118/120" in text and f"owned by <@{ADMIN}> for " in text
     assert "*Connections:* *118/120*" in text and "log drain, just now" in text
     assert f"*Last {WINDOW_S // 60} min:* `" in text and "low 40 · high 118" in text
     assert "*Watch:* off" in text  # the drain here was never set up by `watch`
