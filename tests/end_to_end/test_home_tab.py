@@ -133,7 +133,10 @@ async def test_an_open_incident_links_its_thread_and_the_drain_draws_the_trend(a
     # Acknowledged on its thread (a signed click): the Home tab names the owner.
     await alerts.until(lambda: ACKNOWLEDGE.id in str(parent.blocks))
     await alerts.slack.click(
-        action_id=ACKNOWLEDGE.id, value=value_of(parent, ACKNOWLEDGE.id), user_id=ADMIN, channel_id=alerts.channel,
+        action_id=ACKNOWLEDGE.id,
+        value=value_of(parent, ACKNOWLEDGE.id),
+        user_id=ADMIN,
+        channel_id=alerts.channel,
         message_ts=parent.ts,
     )
     await alerts.until(lambda: "acknowledged" in blocks_text(parent.blocks).lower())
