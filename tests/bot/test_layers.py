@@ -48,3 +48,37 @@ def test_the_check_sees_an_import_inside_a_function() -> None:
     # bot/__main__ is skipped on purpose; pgconn/main.py imports the sandbox lazily, inside
     # main(): the walk must see such an import, or the test above could pass on anything.
     assert "sandbox.run" in imported(ROOT / "pgconn" / "main.py")
+
+
+_IMPORT_EACH = """
+import importlib, sys
+bad = []
+for name in sys.argv[1:]:
+    for loaded in [m for m in sys.modules if m.split(".")[0] in ("bot", "handlers")]:
+        del sys.modules[loaded]
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        bad.append(f"{name}: {type(exc).__name__}: {exc}")
+print("\\n".join(bad))
+"""
+
+
+def test_every_module_imports_on_its_own() -> None:
+    """A circular import shows only when the cycle is entered from one side: `import bot.render.alert`
+    on a fresh interpreter failed while the bot itself (which imports bot.alerts first) ran fine.
+    Each module of bot/ and handlers/ is imported first, with nothing of the project loaded."""
+    import subprocess
+    import sys
+
+    names = sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for layer in ("bot", "handlers")
+        for path in (ROOT / layer).rglob("*.py")
+        if path not in SCRIPTS
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_EACH, *names], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == ""
