@@ -70,7 +70,7 @@ MAX_DYNOS = 10  # what the page may scale a process type to
 # Behind PgBouncer each dyno runs more app threads than the role could ever hold directly.
 CLIENTS_PER_DYNO_BEHIND_PGBOUNCER = 10
 PGBOUNCER_START = "bin/start-pgbouncer"
-RAMP_EVERY_S = 1.5  # the leaking worker's pace: +40 a minute
+RAMP_EVERY_S = 2.0  # the leaking worker's pace: +30 a minute
 DEPLOY_AFTER_S = 2.0  # from Add PgBouncer's release to the deploy with the Procfile change
 
 
@@ -202,11 +202,11 @@ class Sandbox:
                 "PGCONN_RESTART_POLL": "0.5",
                 "PGCONN_RESERVE_INTERVAL": "5",
                 # Each fix verified in its thread a few seconds later (a minute in production),
-                # and a slow ramp forecast from a count every second over a 12-second window.
-                "PGCONN_VERIFY_AFTER": "5",
+                # and a slow ramp forecast from a count every half second over an 8-second window.
+                "PGCONN_VERIFY_AFTER": "3",
                 "PGCONN_VERIFY_POLL": "5",
-                "PGCONN_FORECAST_INTERVAL": "1",
-                "PGCONN_FORECAST_WINDOW": "12",
+                "PGCONN_FORECAST_INTERVAL": "0.5",
+                "PGCONN_FORECAST_WINDOW": "8",
                 "PGCONN_FORECAST_HORIZON": "300",
             }
         )

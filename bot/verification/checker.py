@@ -107,19 +107,21 @@ def verifies(action_id: str) -> bool:
 async def baseline(services: Services, action_id: str, app: str) -> int | None:
     """The connections before the fix runs (None: not counted, or nothing to verify).
 
-    Counted without any Heroku call, over the connection string pgconn already knows (the
-    reserved connection's): the fix must not wait for, or be rate-limited by, its own
-    verification. At the limit without a reserved connection the role is full: FULL."""
+    Counted over the connection string pgconn already knows (the reserved connection's), so
+    without a Heroku call unless a webhook just made pgconn forget it: the fix must not wait for,
+    or be rate-limited by, its own verification. At the limit without a reserved connection the
+    role is full: FULL."""
     if not verifies(action_id) or not services.verifications.enabled:
         return None
     return await _count_known(services, app)
 
 
 async def _count_known(services: Services, app: str) -> int | None:
-    dsn = services.last_database_url(app)
-    if not dsn:
-        return None
     try:
+        # Resolved afresh (two Heroku reads) only when a webhook made pgconn forget it.
+        dsn = services.last_database_url(app) or await services.database_url(app)
+        if not dsn:
+            return None
         return (await services.inspector.holders(dsn)).role_connections
     except DatabaseFull:
         return FULL

@@ -1,7 +1,7 @@
 """A slow leak in the sandbox, forecast before the first refusal, in a real browser.
 
 Runs after the story (modules run in name order) on the session's sandbox: "Leak slowly" makes
-worker.1 open one more direct connection every 1.5 s; pgconn counts the role every second over
+worker.1 open one more direct connection every 2 s; pgconn counts the role every half second over
 its reserved connection (demo-app is on Essential-0: no metrics) and warns in #pgconn-alerts with
 the rate and the time to 20/20 before Postgres refuses anything.
 """
