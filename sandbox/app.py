@@ -30,7 +30,16 @@ from bot.render.remediation import ACTION_IDS
 from emulators.slack_state import Message
 from emulators.slack_surfaces import manifest_shortcuts
 from sandbox.logplex import shown_url
-from sandbox.run import ALERT_CHANNEL, APP_ROLE, DEMO_APP, MAX_DYNOS, ME, OPS_CHANNEL, Sandbox
+from sandbox.run import (
+    ALERT_CHANNEL,
+    APP_ROLE,
+    BILLING_CHANNEL,
+    DEMO_APP,
+    MAX_DYNOS,
+    ME,
+    OPS_CHANNEL,
+    Sandbox,
+)
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_TEXT = 2000
@@ -43,7 +52,7 @@ class BadRequest(Exception):
 
 
 def create_app(sandbox: Sandbox) -> Starlette:
-    channels = (OPS_CHANNEL, ALERT_CHANNEL)
+    channels = (OPS_CHANNEL, ALERT_CHANNEL, BILLING_CHANNEL)
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -56,8 +57,21 @@ ROLE_LIMIT = 20  # Essential-0's limit, enforced by the real server with CONNECT
 PLAN = "essential-0"
 ALERT_CHANNEL = "C0ALERTS"
 OPS_CHANNEL = "C0OPS"
-ME = "U0SANDBOX"  # the person at the page; in PGCONN_ADMINS
+ME = "U0SANDBOX"  # the person at the page; in PGCONN_ADMINS and in team one's admin group
 ME_NAME = "you"
+# Two teams share this pgconn (PGCONN_APP_ROUTES, bot/apps.py): team one (you) owns demo-app and
+# its alerts in #pgconn-alerts; team two owns billing-api, alerted in #billing-alerts, run by the
+# members of its own user group. You are refused on billing-api's buttons as any stranger is.
+TEAM_ONE_GROUP = "S0TEAMONE"
+BILLING_APP = "billing-api"
+BILLING_ROLE = "billing_app"
+BILLING_CHANNEL = "C0BILLING"
+BILLING_GROUP = "S0BILLING"
+BILLING_ADMIN = "U0BILLING"
+APP_ROUTES = {
+    DEMO_APP: {"channel": ALERT_CHANNEL, "admins": [TEAM_ONE_GROUP]},
+    BILLING_APP: {"channel": BILLING_CHANNEL, "admins": [BILLING_GROUP]},
+}
 # Fits at rest: 3 web dynos × WEB_CONCURRENCY=3 gunicorn workers + 2 celery children + 3 headroom
 # = 14 of 20. Scaling web to 6 makes it 23: pgconn warns before any connection fails, and
 # "Exhaust" then shows why (6 × 3 + 2 = 20 app connections, plus pgconn's reserved one).
@@ -142,6 +156,7 @@ class Sandbox:
             conn.execute(f"CREATE ROLE {APP_ROLE} LOGIN PASSWORD '{password}' CONNECTION LIMIT {ROLE_LIMIT}")
             conn.execute(f"CREATE DATABASE {APP_DB} OWNER {APP_ROLE}")
         self.app_dsn = self.pg.dsn(APP_ROLE, password, APP_DB)
+        billing_dsn = self._create_role(BILLING_ROLE)
         self.load = ConnectionLoad(self.app_dsn)
         self.events.add(
             f"PostgreSQL is up on 127.0.0.1:{self.pg.port}; role {APP_ROLE} may open {ROLE_LIMIT} connections"
@@ -159,6 +174,15 @@ class Sandbox:
             config_vars=CONFIG_VARS,
             buildpacks=["heroku/python"],
         )
+        self.heroku.add_app(
+            BILLING_APP,
+            database_url=billing_dsn,
+            role=BILLING_ROLE,
+            plan=PLAN,
+            formation=[{"type": "web", "quantity": 2, "command": "gunicorn billing.wsgi", "size": "basic"}],
+            config_vars={"WEB_CONCURRENCY": "2"},
+            buildpacks=["heroku/python"],
+        )
         self._seen_release = app.current_release.version
         self.heroku.on_release = self._on_release
         self.heroku.on_restart = self._on_restart
@@ -169,6 +193,10 @@ class Sandbox:
         bot_token = "xoxb-sandbox-" + secrets.token_hex(12)
         self.slack = SlackEmulator(bot_token=bot_token, signing_secret=secrets.token_hex(16))
         self.slack.add_user(ME, ME_NAME, real_name="You (sandbox)")
+        self.slack.add_user(BILLING_ADMIN, "bea", real_name="Bea (billing team)")
+        self.slack.add_channel(BILLING_CHANNEL, "billing-alerts")
+        self.slack.add_usergroup(TEAM_ONE_GROUP, [ME])
+        self.slack.add_usergroup(BILLING_GROUP, [BILLING_ADMIN])
         self.slack.start()
 
         bot_port = free_port()
@@ -187,7 +215,8 @@ class Sandbox:
                 "HEROKU_API_URL": self.heroku.url,
                 "HEROKU_DATA_API_URL": self.heroku.url,
                 "REDIS_URL": self.redis.url,
-                "PGCONN_APPS": DEMO_APP,
+                "PGCONN_APPS": f"{DEMO_APP},{BILLING_APP}",
+                "PGCONN_APP_ROUTES": json.dumps(APP_ROUTES),
                 "PGCONN_ADMINS": ME,
                 "PGCONN_ALERT_CHANNEL": ALERT_CHANNEL,
                 "PGCONN_DRAIN_TOKEN": drain_token,
@@ -214,27 +243,37 @@ class Sandbox:
         self.slack.request_url = f"{bot_url}/slack/events"
         self.events.add(f"pgconn is running ({bot_url}); Slack and Heroku are the project's emulators")
         self._watch()
+        self._watch(BILLING_APP, BILLING_ADMIN, BILLING_CHANNEL)
         if find_binary() is None:
             # Installing takes a while: start now so it is ready by the time someone adds it.
             threading.Thread(target=self._prepare_pgbouncer, name="pgbouncer-install", daemon=True).start()
         else:
             self._prepare_pgbouncer()
 
-    def _watch(self) -> None:
-        """`/pgconn demo-app watch`, as a person would type it: pgconn registers its log drain."""
+    def _create_role(self, role: str) -> str:
+        """Another app's own database and role, limited as demo-app's is; its DSN."""
+        assert self.pg is not None
+        password = secrets.token_hex(12)
+        with psycopg.connect(self.pg.dsn(), autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}' CONNECTION LIMIT {ROLE_LIMIT}")
+            conn.execute(f"CREATE DATABASE {role} OWNER {role}")
+        return self.pg.dsn(role, password, role)
+
+    def _watch(self, name: str = DEMO_APP, user: str = ME, channel: str = OPS_CHANNEL) -> None:
+        """`/pgconn APP watch`, as the app's admin would type it: pgconn registers its log drain."""
         assert self.slack is not None and self.heroku is not None
-        app = self.heroku.apps[DEMO_APP]
+        app = self.heroku.apps[name]
         with contextlib.suppress(Exception):
-            asyncio.run(
-                self.slack.send_slash_command(f"{DEMO_APP} watch", user_id=ME, channel_id=OPS_CHANNEL)
-            )
+            asyncio.run(self.slack.send_slash_command(f"{name} watch", user_id=user, channel_id=channel))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not app.log_drains:
             time.sleep(0.05)
         if app.log_drains:
-            self.events.add("pgconn registered its log drain on demo-app (/pgconn demo-app watch)", "ok")
+            self.events.add(f"pgconn registered its log drain on {name} (/pgconn {name} watch)", "ok")
         else:
-            self.events.add("pgconn did not register its log drain: alerts from logs will not arrive", "warn")
+            self.events.add(
+                f"pgconn did not register its log drain on {name}: its alerts will not arrive", "warn"
+            )
 
     def _prepare_pgbouncer(self) -> None:
         try:

@@ -16,7 +16,9 @@ BOT_TOKEN = "xoxb-secret-bot-token-123456"
 # The drain master secret (PGCONN_DRAIN_TOKEN, at least 32 characters); each app's drain password
 # is derived from it (bot.drain_auth).
 DRAIN_TOKEN = "drain-secret-token-9f8e7d6c5b4a39281"
-SECRETS = (API_KEY, DB_PASSWORD, SIGNING_SECRET, BOT_TOKEN, DRAIN_TOKEN)
+# A PagerDuty Events API v2 routing key (32 characters) in an app's PGCONN_APP_ROUTES entry.
+PAGERDUTY_KEY = "pdsecretroutingkey0123456789abcd"
+SECRETS = (API_KEY, DB_PASSWORD, SIGNING_SECRET, BOT_TOKEN, DRAIN_TOKEN, PAGERDUTY_KEY)
 
 
 

@@ -43,13 +43,16 @@ from tests.harness import (
     start_bot,
 )
 from tests.hostile.helpers import destructive_heroku_calls
+from tests.support import PAGERDUTY_KEY
 
 TEAM_ONE, TEAM_TWO = "C0TEAMONE", "C0TEAMTWO"
 ONE_ADMIN, ONE_GROUP, ONE_MEMBER = "UONEADMIN", "STEAMONE", "UONEGROUP"
 TWO_GROUP, TWO_MEMBER = "STEAMTWO", "UTWOGROUP"
 ROUTES = {
     "my-app": {"channel": TEAM_ONE, "admins": [ONE_ADMIN, ONE_GROUP]},
-    "std-app": {"channel": TEAM_TWO, "admins": [TWO_GROUP]},
+    # The routing key is a secret: the session's secret scan (tests/hostile/test_secrets.py) finds it
+    # in no Slack message and no bot log.
+    "std-app": {"channel": TEAM_TWO, "admins": [TWO_GROUP], "pagerduty_routing_key": PAGERDUTY_KEY},
 }
 ACTIONS = {
     "pgconn.kill_idle": "Kill idle",

@@ -236,3 +236,47 @@ def test_messages_render_as_text_not_markup(sandbox: RunningSandbox, page: Any) 
     assert message.locator("img, b").count() == 0
     assert page.evaluate("window.__pwned") is None
     expect(message).to_contain_text('<img src=x onerror="window.__pwned=1">')
+
+
+def test_two_teams_each_run_their_own_app(sandbox: RunningSandbox, page: Any) -> None:
+    """demo-app is team one's (you, through its user group; #pgconn-alerts), billing-api team two's
+    (#billing-alerts, the billing group). You are refused on billing-api's button exactly as a
+    stranger would be, nothing runs, and billing-api's notices and audit stay in its channel."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_S * 1000)
+    page.goto(sandbox.url)
+    page.wait_for_selector("body[data-ready=true]")
+    ops = page.locator("#channel-C0OPS")
+    alerts = page.locator("#channel-C0ALERTS")
+    billing = page.locator("#channel-C0BILLING")
+
+    # The billing team's admin watched billing-api at start: announced in its channel only.
+    notice = billing.locator(".messages > .message", has_text="ran /pgconn billing-api watch")
+    expect(notice).to_contain_text("@bea")
+    expect(alerts.locator(".messages > .message", has_text="billing-api")).to_have_count(0)
+
+    # You (an admin of demo-app) ask for billing-api's report and press its Kill all.
+    composer = ops.locator("input[name=text]")
+    composer.fill("/pgconn billing-api")
+    composer.press("Enter")
+    report = ops.locator(".messages > .message", has=page.locator(".bk-header", has_text="billing-api"))
+    report.locator("button.bk-button", has_text="Kill all").click()
+    page.click("#modal-confirm")
+    refusal = ops.locator(".message", has_text="Only pgconn admins may run Kill all on billing-api")
+    expect(refusal).to_contain_text("Nothing was done.")
+    expect(report.locator(".replies .message")).to_have_count(0)
+    shot(page, "08-two-teams-refused")
+
+    # billing-api's audit is its team's: refused to you in #ops, shown in #billing-alerts, and the
+    # only action on it is the billing admin's watch.
+    composer.fill("/pgconn billing-api audit")
+    composer.press("Enter")
+    expect(ops.locator(".message", has_text="may run /pgconn billing-api audit")).to_be_visible()
+    billing_composer = billing.locator("input[name=text]")
+    billing_composer.fill("/pgconn billing-api audit")
+    billing_composer.press("Enter")
+    audit = billing.locator(".message", has_text="Recent pgconn actions on billing-api")
+    expect(audit).to_contain_text("watch")
+    expect(audit).not_to_contain_text("Kill all")
+    shot(page, "09-two-teams-audit")
