@@ -26,18 +26,23 @@ class Step:
 
 def steps(settings: Settings, redis_up: bool) -> list[Step]:
     """What a new deployment still lacks, feature by feature."""
+    routes = {app: settings.directory.for_app(app) for app in settings.apps}
     return [
         Step("PGCONN_PUBLIC_URL", settings.public_url is not None, "`watch` registers the log drain at it"),
         Step(
             "PGCONN_DRAIN_TOKEN", settings.drain_token is not None, "the log drain route refuses everything"
         ),
+        # Done when every app has a channel / admins, its own (PGCONN_APP_ROUTES) or the default.
         Step(
-            "PGCONN_ALERT_CHANNEL", settings.alert_channel is not None, "alert threads open in this channel"
+            "PGCONN_ALERT_CHANNEL",
+            all(routes[app].channel for app in settings.apps),
+            "alert threads open in this channel, for apps that name none in PGCONN_APP_ROUTES",
         ),
         Step(
             "PGCONN_ADMINS",
-            bool(settings.admin_users or settings.admin_groups),
-            "only these users and groups may press the buttons; empty: nobody may",
+            all(routes[app].admins or routes[app].admin_groups for app in settings.apps),
+            "only these users and groups may press the buttons of apps that name no admins in "
+            "PGCONN_APP_ROUTES; empty: nobody may",
         ),
         Step("REDIS_URL", redis_up, "buttons, alerts and `watch` need a reachable Redis"),
     ]

@@ -117,3 +117,22 @@ def test_an_app_not_configured_at_all_gets_the_defaults() -> None:
     apps = AppDirectory({}, default_channel=None, default_admins=())
     route = apps.for_app("other")
     assert route.channel is None and not route.admins and not route.admin_groups
+
+
+def test_setup_counts_a_channel_and_admins_as_set_when_every_app_has_its_own() -> None:
+    from bot.setup_page import steps
+
+    own = {app: {"channel": "C0OWN", "admins": ["UOWNER"]} for app in ("shop-api", "billing", "legacy")}
+    bare = {k: v for k, v in ENV.items() if k not in ("PGCONN_ALERT_CHANNEL", "PGCONN_ADMINS")}
+    done = {
+        s.variable: s.done
+        for s in steps(Settings.from_env({**bare, "PGCONN_APP_ROUTES": json.dumps(own)}), True)
+    }
+    assert done["PGCONN_ALERT_CHANNEL"] and done["PGCONN_ADMINS"]
+    # One app left to the (unset) defaults: not done.
+    del own["legacy"]
+    done = {
+        s.variable: s.done
+        for s in steps(Settings.from_env({**bare, "PGCONN_APP_ROUTES": json.dumps(own)}), True)
+    }
+    assert not done["PGCONN_ALERT_CHANNEL"] and not done["PGCONN_ADMINS"]
