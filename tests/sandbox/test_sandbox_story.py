@@ -244,12 +244,10 @@ def test_two_teams_each_run_their_own_app(sandbox: RunningSandbox, page: Any) ->
     stranger would be, nothing runs, and billing-api's notices and audit stay in its channel."""
     from playwright.sync_api import expect
 
-    expect.set_options(timeout=WAIT_S * 1000)
     page.goto(sandbox.url)
     page.wait_for_selector("body[data-ready=true]")
-    ops = page.locator("#channel-C0OPS")
-    alerts = page.locator("#channel-C0ALERTS")
-    billing = page.locator("#channel-C0BILLING")
+    expect.set_options(timeout=WAIT_S * 1000)
+    ops, alerts, billing = (page.locator(f"#channel-{c}") for c in ("C0OPS", "C0ALERTS", "C0BILLING"))
 
     # The billing team's admin watched billing-api at start: announced in its channel only.
     notice = billing.locator(".messages > .message", has_text="ran /pgconn billing-api watch")
