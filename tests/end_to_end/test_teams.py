@@ -63,8 +63,8 @@ ACTIONS = {
 
 
 def teams_redis_url(redis_url: str) -> str:
-    """Database 2 of the session's Redis: the session bot (0) and the alert bots (1) never see it."""
-    return redis_url.rsplit("/", 1)[0] + "/2"
+    """Database 6 of the session's Redis: no other bot of the session (0-3) sees it."""
+    return redis_url.rsplit("/", 1)[0] + "/6"
 
 
 @pytest.fixture(scope="module")
