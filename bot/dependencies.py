@@ -226,6 +226,7 @@ def build_services(settings: Settings) -> Services:
         incidents=IncidentStore(redis) if redis is not None else None,
         metrics=MetricStore(redis) if redis is not None else None,
         postmortems=PostmortemStore(redis) if redis is not None else None,
+        readings=ReadingStore(redis) if redis is not None else None,
         escalator=escalator,
     )
     services = Services(

@@ -54,8 +54,9 @@ from bot.readings import Holders
 from bot.render.alert import alert_blocks, alert_text, resolved_reply, severity_reply
 from bot.render.report import report_blocks, report_fallback_text
 from bot.render.text import escape
-from bot.report import Report, build_report
+from bot.report import Report, build_report, reading_of
 from bot.slack_delivery import ChannelPacer
+from bot.state.home import ReadingStore
 from bot.state.incidents import Incident, IncidentStore
 from bot.state.metrics import MetricStore, Sample
 from bot.state.postmortems import PostmortemStore
@@ -82,6 +83,7 @@ class AlertEngine:
         incidents: IncidentStore | None,
         metrics: MetricStore | None,
         postmortems: PostmortemStore | None = None,
+        readings: ReadingStore | None = None,
         thresholds: AlertPolicy | None = None,
         escalator: Escalator | None = None,
         tick_s: float | None = None,
@@ -95,6 +97,8 @@ class AlertEngine:
         self.incidents = incidents
         self.metrics = metrics
         self.postmortems = postmortems
+        # Each alert's report is kept for the Home tab too (bot.state.home), as a person's is.
+        self.readings = readings
         # The one "incident ended" path (bot.postmortem.writer hangs the post-mortem on it): called
         # once the thread has been told the incident is resolved, by itself or by hand.
         self.on_ended: Callable[[Incident], Awaitable[None]] | None = None
@@ -506,6 +510,14 @@ class AlertEngine:
             resolve_after_s=self.t.resolve_after_s,
         )
 
+    async def _keep_reading(self, report: Report) -> None:
+        if self.readings is None:
+            return
+        try:
+            await self.readings.save(reading_of(report, self.clock()))
+        except StateUnavailable as exc:
+            log.warning("the reading of %s was not kept: %s", report.app, exc.message)
+
     async def _post_parent(self, incident: Incident) -> None:
         assert self.incidents is not None
         used = limit = None
@@ -524,6 +536,7 @@ class AlertEngine:
             blocks = report_blocks(report, idle_after_s=self.settings.kill_idle_after_s)
             used, limit = report.connections_used, report.connections_limit
             log.debug("report for %s: %s", incident.app, report_fallback_text(report))
+            await self._keep_reading(report)
             await self._note_start(incident, report)
         except PgconnError as exc:
             # The alert matters more than the report: post it with the reason instead.

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.render.alert import downsample
+from bot.render.ownership import INCIDENT_LABELS
+from bot.render.remediation import ACTION_LABELS
 from bot.render.text import (
     MAX_TEXT,
     bar,
@@ -168,7 +170,8 @@ def _watch(app: HomeApp, now: float) -> str:
 def _action(rec: AuditRecord, now: float) -> str:
     mark = ":white_check_mark:" if rec.ok else ":x:"
     who = f"<@{rec.user}>" if rec.user and rec.user[0] in "UW" else inert(rec.user or "pgconn")
-    return f"{mark} {inert(rec.action)} by {who}, {_when(rec.at, now)}"
+    label = ACTION_LABELS.get(rec.action) or INCIDENT_LABELS.get(rec.action) or inert(rec.action)
+    return f"{mark} {label} by {who}, {_when(rec.at, now)}"
 
 
 def app_text(app: HomeApp, now: float, stale_after_s: float, limit: int = MAX_TEXT) -> str:

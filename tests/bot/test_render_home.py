@@ -63,7 +63,7 @@ def busy_app(i: int) -> HomeApp:
         ),
         watched=True,
         actions=tuple(
-            AuditRecord(at=NOW - 60 * k, user="U0ALICE", action="killall", app=name, ok=k != 1,
+            AuditRecord(at=NOW - 60 * k, user="U0ALICE", action="pgconn.killall", app=name, ok=k != 1,
                         result="terminated 18 connections")
             for k in range(3)
         ),
@@ -112,7 +112,7 @@ def test_an_app_shows_its_numbers_trend_budget_incident_watch_and_actions() -> N
     assert "owned by <@U0ALICE> for 5m 00s" in text and "snoozed 10m 00s more" in text
     assert "escalated to PagerDuty" in text
     assert "*Watch:* on" in text
-    assert ":white_check_mark: killall by <@U0ALICE>" in text and ":x: killall" in text
+    assert ":white_check_mark: Kill all by <@U0ALICE>" in text and ":x: Kill all" in text
     assert "Could not read the audit log." in text
     assert "pg:info unavailable" in text
     assert "*Stale:*" in text
