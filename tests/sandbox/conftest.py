@@ -136,7 +136,9 @@ def sandbox(system_packages: None) -> Iterator[RunningSandbox]:
             process.wait()
 
 
-@pytest.fixture(scope="session")
+# Per module, unlike the sandbox: Playwright's sync API keeps an event loop running in this thread
+# while it is open, and pytest-asyncio cannot run an async test of another module meanwhile.
+@pytest.fixture(scope="module")
 def browser(system_packages: None) -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
