@@ -51,12 +51,21 @@ class Forecaster:
         self.incidents = IncidentStore(services.redis)
         self.owner = secrets.token_hex(8)
         self._known: dict[str, tuple[float, Database, int | None]] = {}
+        self._failed: dict[str, float] = {}
 
     async def _database(self, app: str) -> tuple[Database, int | None]:
         known = self._known.get(app)
         if known is not None and time.monotonic() - known[0] < KNOW_FOR_S:
             return known[1], known[2]
-        database = await self.services.heroku.database(app)
+        failed = self._failed.get(app)
+        if failed is not None and time.monotonic() - failed < KNOW_FOR_S:
+            # Heroku could not say a moment ago: ask again later, not at every tick.
+            raise PgconnError(f"{app}'s database could not be read lately")
+        try:
+            database = await self.services.heroku.database(app)
+        except PgconnError:
+            self._failed[app] = time.monotonic()
+            raise
         limit = await fetch_limit(self.services.heroku, database)
         value = limit.value if limit is not None else None
         self._known[app] = (time.monotonic(), database, value)

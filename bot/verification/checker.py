@@ -188,6 +188,8 @@ async def release_arrived(services: Services, app: str) -> None:
 
 async def keep_verifying(services: Services) -> None:
     """Take due checks and finish them (lasting task, in every process)."""
+    if not services.verifications.enabled:
+        return  # without Redis nothing was scheduled (bot.remediation.clicks refuses fixes then)
     while not services.stopping:
         try:
             await verify_due(services)
@@ -195,7 +197,7 @@ async def keep_verifying(services: Services) -> None:
             log.warning("verifications delayed: %s", exc.message)
         except Exception:  # noqa: BLE001 - the loop must outlive any one check
             log.exception("verifying fixes failed")
-        await asyncio.sleep(tick_s(services) if services.verifications.enabled else 3600)
+        await asyncio.sleep(tick_s(services))
 
 
 async def verify_due(services: Services) -> int:
