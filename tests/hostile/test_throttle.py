@@ -24,7 +24,6 @@ async def test_one_person_repeating_a_command_is_refused_beyond_the_rate_and_oth
     # In the app's alert channel, where its audit is anyone's to read (bot/authz.py "team"): a
     # refusal here can only be the throttle's.
     with dedicated_bot(system, PGCONN_USER_RATE="3"):
-        # In my-app's alert channel, where anyone may read its audit (bot.authz: "team").
         for _ in range(5):
             await system.slack.send_slash_command(
                 "my-app audit", user_id="UREPEATER", channel_id=ALERT_CHANNEL
