@@ -25,6 +25,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from bot.alerts.ownership import INCIDENT_BUTTONS
 from bot.prevention import BUDGET_VARS
 from bot.render.remediation import ACTION_IDS
 from emulators.slack_state import Message
@@ -82,7 +83,7 @@ def create_app(sandbox: Sandbox) -> Starlette:
         body = await _json(request)
         channel = _channel(body, channels)
         action_id = str(body.get("action_id") or "")
-        if action_id not in ACTION_IDS:
+        if action_id not in (*ACTION_IDS, *(b.id for b in INCIDENT_BUTTONS)):
             raise BadRequest("unknown button")
         ts = str(body.get("ts") or "")
         slack = sandbox.slack
@@ -138,6 +139,10 @@ def create_app(sandbox: Sandbox) -> Starlette:
         await _json(request)
         return JSONResponse({"ok": True, **await run_in_threadpool(sandbox.exhaust)})
 
+    async def flood(request: Request) -> Response:
+        await _json(request)
+        return JSONResponse({"ok": True, **await run_in_threadpool(sandbox.flood)})
+
     async def ramp(request: Request) -> Response:
         await _json(request)
         return JSONResponse({"ok": True, **await run_in_threadpool(sandbox.ramp)})
@@ -182,6 +187,7 @@ def create_app(sandbox: Sandbox) -> Starlette:
             Route("/sandbox/shortcut", shortcut, methods=["POST"]),
             Route("/sandbox/exhaust", exhaust, methods=["POST"]),
             Route("/sandbox/ramp", ramp, methods=["POST"]),
+            Route("/sandbox/flood", flood, methods=["POST"]),
             Route("/sandbox/stop-load", stop_load, methods=["POST"]),
             Route("/sandbox/scale", scale, methods=["POST"]),
             Route("/sandbox/files/{file_id}", file, methods=["GET"]),
@@ -227,6 +233,7 @@ def build_state(sandbox: Sandbox, channels: tuple[str, ...]) -> dict[str, Any]:
         "load": _load_state(sandbox, database),
         "heroku": _heroku_state(sandbox),
         "drain": sandbox.logplex.recent(),
+        "pagerduty": _pagerduty_state(sandbox),
         "events": sandbox.events.recent(),
         "bot": {
             "url": sandbox.bot.url if sandbox.bot else None,
@@ -234,6 +241,29 @@ def build_state(sandbox: Sandbox, channels: tuple[str, ...]) -> dict[str, Any]:
         },
         # Loopback and trust auth: no secret in it. Tests read the real numbers with it.
         "postgres": {"admin_dsn": sandbox.pg.dsn() if sandbox.pg else None, "role": APP_ROLE},
+    }
+
+
+def _pagerduty_state(sandbox: Sandbox) -> dict[str, Any]:
+    """The emulated PagerDuty service: its incidents (newest first) and how many events came."""
+    pd = sandbox.pagerduty
+    return {
+        "incidents": [
+            {
+                "number": i.number,
+                "dedup_key": i.dedup_key,
+                "status": i.status,
+                "summary": i.summary,
+                "severity": i.severity,
+                "log": list(i.log),
+            }
+            for i in sorted(pd.all_incidents(), key=lambda i: -i.number)[:5]
+        ],
+        "events": [
+            {"at": e.at, "status": e.status, "action": (e.body or {}).get("event_action"),
+             "outcome": e.outcome}
+            for e in pd.received()[-8:][::-1]
+        ],
     }
 
 

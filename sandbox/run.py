@@ -38,6 +38,7 @@ from bot.heroku import PLATFORM_ACCEPT
 from bot.readings import ProcessType
 from emulators.heroku import HerokuEmulator
 from emulators.heroku_state import EmulatedApp, RestartRecord
+from emulators.pagerduty import PagerDutyEmulator
 from emulators.serve import RunningServer, free_port, serve_in_thread
 from emulators.slack import SlackEmulator
 from sandbox.load import ConnectionLoad, PooledTraffic, TrafficTarget
@@ -84,6 +85,12 @@ MAX_DYNOS = 10  # what the page may scale a process type to
 # Behind PgBouncer each dyno runs more app threads than the role could ever hold directly.
 CLIENTS_PER_DYNO_BEHIND_PGBOUNCER = 10
 PGBOUNCER_START = "bin/start-pgbouncer"
+# demo-app escalates to (the emulated) PagerDuty when nobody acknowledges an incident this soon (15
+# minutes by default in production: a person watching the page should see it happen).
+ESCALATE_AFTER = "10s"
+# A one-off dyno (`heroku run`) that opens more connections than the role allows, straight away.
+FLOOD_DYNO = "run.1"
+FLOOD_CONNECTIONS = ROLE_LIMIT + 5
 RAMP_EVERY_S = 2.0  # the leaking worker's pace: +30 a minute
 DEPLOY_AFTER_S = 2.0  # from Add PgBouncer's release to the deploy with the Procfile change
 
@@ -126,6 +133,8 @@ class Sandbox:
         self.slack: SlackEmulator | None = None
         self.bot: BotProcess | None = None
         self.load: ConnectionLoad | None = None
+        self.oneoff: ConnectionLoad | None = None  # the flood's: its refusals are not the dynos'
+        self.pagerduty = PagerDutyEmulator()
         self.traffic: PooledTraffic | None = None
         self.app_dsn = ""
         self._servers: list[RunningServer] = []
@@ -158,6 +167,7 @@ class Sandbox:
         self.app_dsn = self.pg.dsn(APP_ROLE, password, APP_DB)
         billing_dsn = self._create_role(BILLING_ROLE)
         self.load = ConnectionLoad(self.app_dsn)
+        self.oneoff = ConnectionLoad(self.app_dsn)
         self.events.add(
             f"PostgreSQL is up on 127.0.0.1:{self.pg.port}; role {APP_ROLE} may open {ROLE_LIMIT} connections"
         )
@@ -199,6 +209,9 @@ class Sandbox:
         self.slack.add_usergroup(BILLING_GROUP, [BILLING_ADMIN])
         self.slack.start()
 
+        self._servers.append(self.pagerduty.start())
+        routing_key = secrets.token_hex(16)  # 32 characters, as an Events API v2 integration key
+
         bot_port = free_port()
         bot_url = f"http://127.0.0.1:{bot_port}"
         drain_token = secrets.token_hex(16)
@@ -216,7 +229,17 @@ class Sandbox:
                 "HEROKU_DATA_API_URL": self.heroku.url,
                 "REDIS_URL": self.redis.url,
                 "PGCONN_APPS": f"{DEMO_APP},{BILLING_APP}",
-                "PGCONN_APP_ROUTES": json.dumps(APP_ROUTES),
+                # demo-app also pages its on-call team through (emulated) PagerDuty's Events API v2.
+                "PGCONN_APP_ROUTES": json.dumps(
+                    {
+                        **APP_ROUTES,
+                        DEMO_APP: {
+                            **APP_ROUTES[DEMO_APP],
+                            "pagerduty_routing_key": routing_key,
+                            "escalate_after": ESCALATE_AFTER,
+                        },
+                    }
+                ),
                 "PGCONN_ADMINS": ME,
                 "PGCONN_ALERT_CHANNEL": ALERT_CHANNEL,
                 "PGCONN_DRAIN_TOKEN": drain_token,
@@ -237,6 +260,8 @@ class Sandbox:
                 "PGCONN_FORECAST_INTERVAL": "0.5",
                 "PGCONN_FORECAST_WINDOW": "8",
                 "PGCONN_FORECAST_HORIZON": "300",
+                "PGCONN_PAGERDUTY_URL": self.pagerduty.url,
+                "PGCONN_PAGERDUTY_RETRY": "2",
             }
         )
         self.bot = start_bot(env)
@@ -401,6 +426,24 @@ class Sandbox:
                 self.logplex.ship([(d.url, d.token) for d in self.app.log_drains], lines)
                 return
 
+    def flood(self) -> dict[str, Any]:
+        """A one-off dyno opens more connections than the role allows, at once (a console, a
+        migration): Postgres refuses the rest, and its log lines reach pgconn through the drain."""
+        assert self.oneoff is not None
+        with self._load_lock:
+            opened, refused = self.oneoff.open_reporting(FLOOD_CONNECTIONS, application_name=FLOOD_DYNO)
+        if refused:
+            self.events.add(
+                f"{FLOOD_DYNO} asked for {FLOOD_CONNECTIONS} connections: {opened} opened, {len(refused)} "
+                f"refused ({_fatal(refused[-1])})",
+                "warn",
+            )
+            lines = [syslog_line(f"psycopg.OperationalError: {f}", proc=FLOOD_DYNO) for f in refused]
+            self.logplex.ship([(d.url, d.token) for d in self.app.log_drains], lines)
+        else:
+            self.events.add(f"{FLOOD_DYNO} opened {opened} connections")
+        return {"opened": opened, "refused": len(refused)}
+
     def scale(self, process_type: str, quantity: int) -> dict[str, Any]:
         """`heroku ps:scale TYPE=N`: the same Platform API call, so Heroku's webhook follows."""
         assert self.heroku is not None
@@ -429,6 +472,9 @@ class Sandbox:
                 self.load.close()
                 if held:
                     self.events.add(f"The dynos closed their {held} direct connections")
+            if self.oneoff is not None and self.oneoff.connections:
+                self.events.add(f"{FLOOD_DYNO} closed its {len(self.oneoff.connections)} connections")
+                self.oneoff.close()
 
     # -- Heroku emulator hooks (run on the emulator's event loop: stay quick) -----------
 

@@ -116,8 +116,9 @@ async def execute(services: Services, click: Click, tell: Tell) -> Incident | No
         log.warning("posting %s in %s failed: %s", click.action_id, outcome.ts, exc.response.get("error"))
         await tell(text)
     await engine.redraw(outcome)
-    if button.verb == "acknowledge" and engine.escalator is not None:
-        await engine.escalator.queue(outcome, "acknowledge", by=click.user_id)
+    pd = engine.escalator if button.verb == "acknowledge" else None
+    if pd is not None and await pd.queue(outcome, "acknowledge", click.user_id):
+        await pd.deliver()  # now rather than at the next tick; the outbox keeps it until then
     return outcome
 
 

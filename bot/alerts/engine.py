@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 
 
 LOST_RACE_BACKOFF_S = 0.005  # times the attempt number: at most ~0.1 s on the 20th
+# How often every process looks for incidents to escalate and PagerDuty events to send (Redis only).
+ESCALATION_TICK_S = 1.0
 
 
 class AlertEngine:
@@ -201,6 +203,8 @@ class AlertEngine:
             loop.create_task(self._worker(), name=f"alerts-worker-{i}") for i in range(self._n_workers)
         ]
         self._tasks.append(loop.create_task(self._ticker(), name="alerts-tick"))
+        if self.escalator is not None and any(self.escalator.escalate_after(a) for a in self.settings.apps):
+            self._tasks.append(loop.create_task(self._escalations(), name="alerts-escalation"))
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Finish what was accepted (briefly), then stop."""
@@ -281,9 +285,6 @@ class AlertEngine:
             await asyncio.sleep(self.tick_s)
             try:
                 await self.check()
-                if self.escalator is not None:
-                    # Every process sends what the PagerDuty outbox holds, whoever queued it.
-                    await self.escalator.deliver()
             except asyncio.CancelledError:
                 raise
             except StateUnavailable as exc:
@@ -461,7 +462,8 @@ class AlertEngine:
                  f" (resolved by {incident.resolved_by})" if incident.resolved_by else "")
         if self.escalator is not None:
             try:
-                await self.escalator.queue(incident, "resolve", by=incident.resolved_by)
+                if await self.escalator.queue(incident, "resolve", by=incident.resolved_by):
+                    await self.escalator.deliver()  # now rather than at the next tick
             except StateUnavailable as exc:
                 log.warning("pagerduty resolve of %s not queued: %s", incident.id, exc.message)
         if self.on_ended is not None:
@@ -673,7 +675,25 @@ class AlertEngine:
                 if due:
                     obs = probed
             await self._step(app, database, obs, self.clock(), opens=False)
-            await self._escalate_if_due(app, database)
+
+    async def _escalations(self) -> None:
+        """Every ESCALATION_TICK_S, in every process: escalate what is due, send what the PagerDuty
+        outbox holds (whoever queued it). Apart from the periodic check, whose pace follows
+        PGCONN_RESOLVE_AFTER and costs a probe: escalation is due to the second, and reads Redis only."""
+        assert self.escalator is not None and self.incidents is not None
+        while True:
+            await asyncio.sleep(ESCALATION_TICK_S)
+            try:
+                for app, database in await self.incidents.active():
+                    if app in self.settings.apps:
+                        await self._escalate_if_due(app, database)
+                await self.escalator.deliver()
+            except asyncio.CancelledError:
+                raise
+            except StateUnavailable as exc:
+                log.warning("escalation check skipped: %s", exc.message)
+            except Exception:  # noqa: BLE001 - the loop must survive anything
+                log.exception("escalation check failed")
 
     def _probe_due(self, incident: Incident) -> bool:
         # heroku-postgres metrics, when they come, are the better witness; probe only

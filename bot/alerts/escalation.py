@@ -1,15 +1,16 @@
 """Escalation to PagerDuty: the outbox's sender, and what each delivery says in the thread. I/O.
 
-The alert engine decides *when* (bot.alerts.ownership.escalation_due, in its periodic check, which
-every process runs with a per-incident lease) and queues a `trigger`; Acknowledge and Resolve in
-Slack queue `acknowledge` / `resolve`. Everything goes through the Redis outbox
-(bot.state.pagerduty), so it survives a 429, an outage, a restart, a process killed mid-send:
-every process's tick sends what is due. Per PagerDuty's "Response Codes & Retry Logic"
-(developer-docs, events-API-v2/01-Overview.md): 202 is done; 400 is reported in the thread and
-not retried; 429, 5xx and no answer are retried with a doubling back-off (the first retry after
-PGCONN_PAGERDUTY_RETRY seconds, at most every 10 minutes), the first failure and the eventual
-delivery said in the thread, so nothing is lost silently. The dedup key is the incident's id, so a
-trigger sent twice (a retry whose first answer was lost) is one PagerDuty incident.
+The alert engine decides *when* (bot.alerts.ownership.escalation_due, every second in every
+process: AlertEngine._escalations) and queues a `trigger`; Acknowledge and Resolve in Slack queue
+`acknowledge` / `resolve`. Everything goes through the Redis outbox (bot.state.pagerduty), so it
+survives a 429, an outage, a restart, a process killed mid-send: every process sends what is due.
+
+Per PagerDuty's "Response Codes & Retry Logic" (developer-docs, events-API-v2/01-Overview.md):
+202 is done; 400 is reported in the thread and not retried; 429, 5xx and no answer are retried
+with a doubling back-off (the first retry after PGCONN_PAGERDUTY_RETRY seconds, at most every 10
+minutes), the first failure and the eventual delivery said in the thread, so nothing is lost
+silently. The dedup key is the incident's id, so a trigger sent twice (a retry whose first answer
+was lost) is one PagerDuty incident.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ const state = {
 
 const EMOJI = {
   white_check_mark: "✅", heavy_check_mark: "✔️", x: "❌", no_entry: "⛔", no_entry_sign: "🚫",
+  pager: "📟", raising_hand: "🙋", zzz: "💤",
   hourglass: "⌛", hourglass_flowing_sand: "⏳", rotating_light: "🚨", warning: "⚠️", fire: "🔥",
   red_circle: "🔴", large_green_circle: "🟢", large_yellow_circle: "🟡", large_orange_circle: "🟠",
   white_circle: "⚪", large_blue_circle: "🔵", arrows_counterclockwise: "🔄", wrench: "🔧", mag: "🔍",
@@ -563,6 +564,21 @@ function renderList(id, items, text) {
   if (!items.length) list.appendChild(el("li", "muted", "nothing yet"));
 }
 
+// PagerDuty's incidents as its incident list would show them, and the last events pgconn sent.
+function renderPagerDuty(pd) {
+  const list = document.getElementById("pagerduty-incidents");
+  list.textContent = "";
+  for (const i of pd.incidents) {
+    const li = el("li", i.status === "resolved" ? "ok" : i.status === "triggered" ? "error" : "warn");
+    li.dataset.status = i.status;
+    li.appendChild(el("strong", null, `#${i.number} ${i.status}`));
+    li.appendChild(document.createTextNode(` · ${i.severity} · ${i.summary} · ${i.log.join(" → ")}`));
+    list.appendChild(li);
+  }
+  if (!pd.incidents.length) list.appendChild(el("li", "muted", "no incident: nothing escalated yet"));
+  renderList("pagerduty-events", pd.events, (e) => `${e.action} → HTTP ${e.status} (${e.outcome})`);
+}
+
 function renderConsole() {
   const data = state.data;
   renderHome(data.home, data.slack.users);
@@ -573,6 +589,7 @@ function renderConsole() {
   renderList("events", data.events, (e) => e.text);
   renderList("drain", data.drain, (d) =>
     `${d.lines.length} line${d.lines.length === 1 ? "" : "s"} → ${d.url}: ${d.status || d.error} · ${d.lines[0] || ""}`);
+  renderPagerDuty(data.pagerduty);
   const health = document.getElementById("health");
   health.textContent = "";
   health.appendChild(data.bot.alive ? el("span", null, "pgconn running") : el("span", "down", "pgconn is not running"));
@@ -652,6 +669,9 @@ document.addEventListener("DOMContentLoaded", () => {
   const ramp = document.getElementById("ramp");
   ramp.addEventListener("click", () => consoleAction(ramp, "/sandbox/ramp", (r) =>
     r.already ? "worker.1 is already leaking" : `worker.1 opens one more connection every ${r.every_s}s`));
+  const flood = document.getElementById("flood");
+  flood.addEventListener("click", () => consoleAction(flood, "/sandbox/flood", (r) =>
+    `run.1 opened ${r.opened} connections; Postgres refused ${r.refused}`));
   const openHome = document.getElementById("open-home");
   openHome.addEventListener("click", () => consoleAction(openHome, "/sandbox/home/open", null));
   const stop = document.getElementById("stop-load");
