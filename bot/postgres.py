@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,7 +108,7 @@ WITH mine AS (
       AND pid <> pg_backend_pid()
       AND coalesce(application_name, '') NOT IN ('pgconn-reserved', 'pgconn')
 )
-SELECT count(*) FILTER (
+SELECT array_agg(pid) FILTER (
            WHERE (%(idle_only)s IS FALSE
                   OR (state IN ('idle', 'idle in transaction', 'idle in transaction (aborted)')
                       AND now() - state_change >= make_interval(secs => %(older_than)s)))
@@ -115,6 +116,13 @@ SELECT count(*) FILTER (
        count(*)
 FROM mine
 """
+# pg_terminate_backend only sends SIGTERM: "terminated 4 of 4" must not be said while the
+# backends still hold their slots (a busy machine takes a while to let them exit). The
+# per-backend `timeout` argument (PostgreSQL 14+) would wait for each in turn; signalling all
+# first and then waiting for all keeps a slow one from delaying the others. Each autocommit
+# statement reads a fresh pg_stat_activity snapshot.
+_STILL_THERE_SQL = "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%(pids)s)"
+TERMINATE_WAIT_S = 5.0
 
 
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -285,8 +293,23 @@ class PostgresInspector:
             _TERMINATE_SQL,
             {"idle_only": idle_older_than_s is not None, "older_than": idle_older_than_s or 0},
         )
-        terminated, candidates = rows[0]
-        return Termination(terminated=int(terminated or 0), candidates=int(candidates or 0))
+        pids, candidates = rows[0]
+        if pids:
+            await self._wait_gone(dsn, list(pids))
+        return Termination(terminated=len(pids or ()), candidates=int(candidates or 0))
+
+    async def _wait_gone(self, dsn: str, pids: list[int]) -> None:
+        """Until the signalled backends have exited, at most TERMINATE_WAIT_S (then they are
+        reported as terminated anyway: the signal was delivered and they are on their way out)."""
+        deadline = time.monotonic() + TERMINATE_WAIT_S
+        while time.monotonic() < deadline:
+            rows = await self._run(dsn, _STILL_THERE_SQL, {"pids": pids})
+            if not rows[0][0]:
+                return
+            await asyncio.sleep(0.02)
+        log.warning(
+            "terminated backends still there after %.0fs (of %d signalled)", TERMINATE_WAIT_S, len(pids)
+        )
 
     async def close(self) -> None:
         for conn in self._reserved.values():

@@ -113,3 +113,20 @@ def test_build_holders_sums_states_and_ages() -> None:
     assert holders.role_connections == 5 and holders.server_connections == 7
     assert holders.state_counts == {"active": 3, "idle": 3, "idle in transaction": 1, "other": 0}
     assert holders.oldest_idle_s == 12.5 and holders.longest_idle_in_tx_s == 3.0
+
+
+async def test_terminate_returns_once_the_backends_have_left(
+    load: ConnectionLoad, app_dsn: str, pg: LocalPostgres
+) -> None:
+    """"terminated N of N" is only said once the slots are free: a backend that is slow to exit
+    (it drops its temporary tables on the way out) is waited for, not just signalled."""
+    assert load.open(1, "web.1") == 1
+    slow = load.connections[-1]
+    with slow.transaction():
+        for i in range(400):
+            slow.execute(f"CREATE TEMP TABLE leftover_{i} (id int PRIMARY KEY, note text)")
+    inspector = PostgresInspector()
+    result = await inspector.terminate(app_dsn)
+    await inspector.close()
+    assert result.terminated == 1
+    assert role_backends(pg) == 0
