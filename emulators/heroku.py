@@ -73,6 +73,7 @@ from emulators.heroku_state import (
     is_essential_tier,
     new_uuid,
     now,
+    stable_uuid,
 )
 from emulators.heroku_webhooks import WebhookDispatcher
 
@@ -256,7 +257,13 @@ class HerokuEmulator:
             raise ValueError(f"app {name!r} already exists")
         short_plan = plan.removeprefix(f"{POSTGRES_SERVICE}:")
         created = now() - timedelta(days=400)
-        addon = Addon(new_uuid(), addon_name_for(name), short_plan, created + timedelta(days=1))
+        # The add-on's id is as stable as its name: a test that re-creates an app re-creates the
+        # same database, and a running bot that cached the id (as pgconn does for minutes) keeps
+        # finding it, as it would on Heroku where the add-on never changed.
+        addon_name = addon_name_for(name)
+        addon = Addon(
+            stable_uuid("addon", name, addon_name), addon_name, short_plan, created + timedelta(days=1)
+        )
         deployed = now() - timedelta(days=2)
         slug = Slug(new_uuid(), {}, _buildpack_description(buildpacks), deployed, "3f2a9c1e")
         releases = [
