@@ -1,13 +1,14 @@
-"""Fixtures for the tests of bot/ that hold real connections on the suite's Postgres."""
+"""Fixtures for the tests of bot/ that hold real connections on the suite's Postgres and Redis."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from bot.state import Redis, connect_redis
 from sandbox.load import ConnectionLoad
-from sandbox.servers import LocalPostgres
+from sandbox.servers import LocalPostgres, LocalRedis
 from tests.support import terminate_role
 
 
@@ -19,3 +20,11 @@ def load(app_dsn: str, pg: LocalPostgres) -> Iterator[ConnectionLoad]:
     yield hog
     hog.close()
     terminate_role(pg)
+
+
+@pytest.fixture
+async def redis(redis_server: LocalRedis) -> AsyncIterator[Redis]:
+    """A client of the suite's Redis, as one bot process would hold it."""
+    client = connect_redis(redis_server.url)
+    yield client
+    await client.aclose()

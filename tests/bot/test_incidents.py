@@ -23,13 +23,6 @@ T0 = 1_700_000_000.0
 
 
 @pytest.fixture
-async def redis(redis_server: LocalRedis) -> AsyncIterator[Redis]:
-    client = connect_redis(redis_server.url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def other_redis(redis_server: LocalRedis) -> AsyncIterator[Redis]:
     """A second, independent client: what another bot process would have."""
     client = connect_redis(redis_server.url)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-
-import pytest
 
 from bot.postmortem.chart import HolderSample
 from bot.postmortem.summary import BudgetFigure, Start
@@ -15,13 +12,6 @@ from bot.state.postmortems import KEEP, MAX_SAMPLES, PostmortemStore
 from sandbox.servers import LocalRedis
 
 T0 = 1_700_000_000.0
-
-
-@pytest.fixture
-async def redis(redis_server: LocalRedis) -> AsyncIterator[Redis]:
-    client = connect_redis(redis_server.url)
-    yield client
-    await client.aclose()
 
 
 def fresh(prefix: str) -> str:

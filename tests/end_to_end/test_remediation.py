@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 import redis
 
 from emulators.slack import Message
 from tests.conftest import System
 from tests.harness import ADMIN, GROUP_MEMBER, OPS_CHANNEL, STRANGER, BotProcess, new_port, start_bot
+from tests.hostile.helpers import can_connect
 from tests.support import ROLE_LIMIT, blocks_text, role_backends, terminate_role
 
 
@@ -56,14 +56,6 @@ async def ephemeral(system: System, contains: str) -> str:
         timeout=10,
     )
     return str(found)
-
-
-def can_connect(dsn: str) -> bool:
-    try:
-        with psycopg.connect(dsn, connect_timeout=3):
-            return True
-    except psycopg.OperationalError:
-        return False
 
 
 async def test_kill_all_on_a_full_role_frees_it_and_says_who_and_how_many(system: System) -> None:
